@@ -1,0 +1,21 @@
+"""Project exceptions: each carries a message a photographer can act on."""
+
+
+class ProdepthError(Exception):
+    """Base class; the CLI prints `str(exc)` on one line and exits non-zero."""
+
+
+class InputError(ProdepthError):
+    """An input image cannot be read (missing, empty, not an image, truncated)."""
+
+
+class OutputError(ProdepthError):
+    """An output cannot be written (location unwritable, exists without --overwrite)."""
+
+
+class ModelError(ProdepthError):
+    """A model cannot be loaded or cannot be a depth model."""
+
+
+class OptionError(ProdepthError):
+    """Options that contradict each other or make no sense."""
