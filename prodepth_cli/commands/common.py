@@ -1,0 +1,84 @@
+"""What every command shares: error reporting, progress bars, JSON lines, device option."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from prodepth_cli.errors import ProdepthError
+
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="auto: CUDA/TensorRT when they load, else CPU; or force cpu / cuda.",
+        case_sensitive=False,
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON object per result on stdout, for scripts.")
+]
+
+
+def guarded(fn: F) -> F:
+    """Turn project errors into one line on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ProdepthError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"prodepth: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def note(message: str, quiet: bool = False) -> None:
+    """A message for the person at the terminal (stderr), unless --quiet."""
+    if not quiet:
+        err_console.print(message, markup=False, soft_wrap=True)
+
+
+def emit_json(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def progress_bar(quiet: bool) -> Progress:
+    """A rich progress bar on stderr; silent when stderr is not a terminal or with --quiet."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+        transient=False,
+    )
