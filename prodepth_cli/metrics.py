@@ -41,13 +41,24 @@ def delta1(pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray) -> f
 
 
 def spearman(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Rank correlation of two maps over valid pixels (ties broken by order)."""
+    """Rank correlation of two maps over valid pixels; tied values share their mean rank.
+
+    Mean ranks matter for maps with large ties (a constant map, a row-wise prior): ranking
+    ties by pixel order would correlate with the scan order of the image instead.
+    Returns 0.0 when either map is constant over the valid pixels.
+    """
     x, y = _valid_pairs(a, b, valid)
-    rx = np.empty(len(x))
-    ry = np.empty(len(y))
-    rx[np.argsort(x, kind="stable")] = np.arange(len(x))
-    ry[np.argsort(y, kind="stable")] = np.arange(len(y))
+    rx, ry = _mean_ranks(x), _mean_ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return 0.0
     return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _mean_ranks(values: np.ndarray) -> np.ndarray:
+    """0-based ranks of a 1-D array, ties given the mean of the ranks they span."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts
+    return (first + (counts - 1) / 2.0)[inverse.ravel()]
 
 
 def affine_invariant_scores(
@@ -72,20 +83,26 @@ def affine_invariant_scores(
 
 
 def edge_f1(
-    pred_disp: np.ndarray, gt_disp: np.ndarray, valid: np.ndarray, threshold: float = 0.05,
+    pred_disp: np.ndarray,
+    gt_disp: np.ndarray,
+    valid: np.ndarray,
+    threshold: float = 0.05,
     tolerance_px: int = 2,
 ) -> float:
     """F1 of depth edges: pixels where the disparity jumps by more than `threshold` of the
     map's range to a 4-neighbour, matched within `tolerance_px` pixels.
 
     Both maps are normalised to [0, 1] over valid pixels before the jump test, so the figure
-    is independent of scale and shift.
+    is independent of scale and shift. NaN when the ground truth has no edge between two valid
+    pixels (sparse LiDAR), where the figure means nothing.
     """
     import cv2
 
     pe = _depth_edges(pred_disp, valid, threshold)
     ge = _depth_edges(gt_disp, valid, threshold)
-    if not ge.any() or not pe.any():
+    if not ge.any():
+        return float("nan")  # nothing to recall: sparse ground truth (KITTI) has no edges
+    if not pe.any():
         return 0.0
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance_px + 1,) * 2)
     ge_wide = cv2.dilate(ge.astype(np.uint8), k).astype(bool)
@@ -109,10 +126,13 @@ def _depth_edges(disp: np.ndarray, valid: np.ndarray, threshold: float) -> np.nd
 
 
 def seam_ratio(disp: np.ndarray, tiles: list[tuple[int, int, int, int]]) -> float:
-    """Mean gradient across tile edges / mean gradient everywhere.
+    """Gradient across tile edges / the gradient expected there if they were ordinary lines.
 
-    `tiles` holds `(x0, y0, x1, y1)` boxes, end-exclusive. A seamless blend scores about 1;
-    a visible seam pushes the figure up. Image borders are not tile edges.
+    `tiles` holds `(x0, y0, x1, y1)` boxes, end-exclusive. The expectation takes each
+    direction on its own (a column edge against the mean horizontal gradient, a row edge
+    against the mean vertical one), so any smooth map, a ramp included, scores about 1 and a
+    visible seam pushes the figure up. Image borders are not tile edges; with no interior
+    edge, or a flat map, the ratio is 1.
     """
     d = disp.astype(np.float64)
     h, w = d.shape
@@ -120,11 +140,14 @@ def seam_ratio(disp: np.ndarray, tiles: list[tuple[int, int, int, int]]) -> floa
     gy = np.abs(np.diff(d, axis=0))
     cols = sorted({x for x0, _, x1, _ in tiles for x in (x0, x1) if 0 < x < w})
     rows = sorted({y for _, y0, _, y1 in tiles for y in (y0, y1) if 0 < y < h})
-    across = [gx[:, x - 1] for x in cols] + [gy[y - 1, :] for y in rows]
-    everywhere = np.concatenate([gx.ravel(), gy.ravel()]).mean()
-    if not across or everywhere == 0:
+    if not cols and not rows:
         return 1.0
-    return float(np.concatenate(across).mean() / everywhere)
+    observed = sum(gx[:, x - 1].sum() for x in cols) + sum(gy[y - 1, :].sum() for y in rows)
+    expected = len(cols) * gx.mean(axis=1).sum() if cols else 0.0
+    expected += len(rows) * gy.mean(axis=0).sum() if rows else 0.0
+    if expected == 0:
+        return 1.0
+    return float(observed / expected)
 
 
 def _valid_pairs(
