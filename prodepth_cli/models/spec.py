@@ -82,10 +82,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "depth_anything": dict(
         mean=IMAGENET_MEAN, std=IMAGENET_STD, multiple=14, working_size=518, kind="disparity"
     ),
-    "dpt": dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multiple=32, working_size=384,
-                kind="disparity"),
-    "midas": dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, multiple=32, working_size=384,
-                  kind="disparity"),
+    "dpt": dict(
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multiple=32, working_size=384, kind="disparity"
+    ),
+    "midas": dict(
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, multiple=32, working_size=384, kind="disparity"
+    ),
     "pydnet": dict(kind="depth", layout="NHWC"),
 }
 

@@ -1,0 +1,159 @@
+"""Batches of inputs: expand files, folders, globs and "-" into jobs with output paths.
+
+Shared by every command that turns images into files (depth, bokeh): where each output
+goes, which outputs are already complete (resume), and the per-input outcome records.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodepth_cli.errors import InputError, OptionError
+
+IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".bmp",
+    ".ppm",
+    ".pgm",
+    ".pnm",
+    ".jp2",
+    ".heic",
+    ".avif",
+    ".gif",
+    ".exr",
+    ".hdr",
+}
+STDIO = "-"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and where its result goes. `root` is the folder it was found under."""
+
+    input: str
+    output: str
+    root: Path | None = None
+
+
+@dataclass
+class Outcome:
+    """What happened to one job; `record` is its `--json` line."""
+
+    job: Job
+    status: str  # ok | skipped | error
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def missing(cls, item: str, why: str) -> Outcome:
+        return cls(Job(item, ""), "error", why)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return {
+            "input": self.job.input,
+            "output": self.job.output,
+            **self.info,
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+Missing = list[tuple[str, str]]  # (input as given, why it yields no image)
+
+
+def expand_inputs(
+    inputs: list[str], recursive: bool
+) -> tuple[list[tuple[str, Path | None]], Missing]:
+    """(found, missing): `found` holds (path, root folder or None) for every image named
+    directly, found in a folder or matched by a glob; `missing` what matched nothing."""
+    found: list[tuple[str, Path | None]] = []
+    missing: Missing = []
+    for item in inputs:
+        if item == STDIO:
+            found.append((STDIO, None))
+            continue
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            images = sorted(
+                p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not images:
+                hint = "" if recursive else " (try --recursive)"
+                missing.append((item, f"{item}: no images in this folder{hint}"))
+            found.extend((str(p), path) for p in images)
+        elif path.exists() or not glob.has_magic(item):
+            found.append((item, None))
+        else:
+            matches = sorted(glob.glob(item, recursive=recursive))
+            if not matches:
+                missing.append((item, f"{item}: no file matches"))
+            found.extend((m, None) for m in matches if Path(m).is_file())
+    return found, missing
+
+
+def plan_jobs(
+    inputs: list[str], output: str | None, recursive: bool, suffix: str, tag: str
+) -> tuple[list[Job], Missing]:
+    """Jobs for `inputs`, and the inputs that matched nothing.
+
+    Outputs are named `<stem><tag><suffix>`: beside the input without `-o`; inside `-o DIR`
+    (mirroring a folder's structure) for several inputs or a folder; at `-o FILE` for one
+    input; on stdout for `-o -`.
+    """
+    found, missing = expand_inputs(inputs, recursive)
+    if not found:
+        return [], missing
+    many = len(found) > 1 or any(root is not None for _, root in found)
+    if output == STDIO and many:
+        raise OptionError("-o -: standard output takes a single image")
+    if STDIO in (f for f, _ in found) and output is None:
+        raise OptionError("input from stdin needs -o FILE or -o -")
+    out_dir = None
+    if output not in (None, STDIO) and (many or Path(output).is_dir()):
+        out_dir = Path(output)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OptionError(f"-o {output}: exists and is not a folder (several outputs)")
+    jobs = []
+    for item, root in found:
+        name = "stdin" if item == STDIO else Path(item).stem
+        if out_dir is not None:
+            rel = Path(item).parent.relative_to(root) if root is not None else Path()
+            out = str(out_dir / rel / f"{name}{tag}{suffix}")
+        elif output is not None:
+            out = output
+        else:
+            out = str(Path(item).with_name(f"{name}{tag}{suffix}"))
+        jobs.append(Job(item, out, root))
+    return jobs, missing
+
+
+def report_failures(outcomes: list[Outcome], console) -> bool:
+    """Print the failed inputs on `console` (one line for a lone input); True if any."""
+    failed = [o for o in outcomes if o.status == "error"]
+    if len(outcomes) == 1 and failed:
+        console.print(f"prodepth: error: {failed[0].error}", markup=False, soft_wrap=True)
+    elif failed:
+        console.print(
+            f"prodepth: error: {len(failed)} of {len(outcomes)} inputs failed:", markup=False
+        )
+        for o in failed:
+            console.print(f"  {o.error}", markup=False, soft_wrap=True)
+    return bool(failed)
+
+
+def read_stdin() -> bytes:
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise InputError("stdin: empty input")
+    return data

@@ -1,0 +1,23 @@
+"""The `prodepth` command line: registers the subcommands, nothing else."""
+
+from __future__ import annotations
+
+import typer
+
+from prodepth_cli.commands.depth import depth
+from prodepth_cli.commands.models import models
+
+app = typer.Typer(
+    name="prodepth",
+    help="High-resolution depth maps for photographs of any size, and what to do with them.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("depth")(depth)
+app.command("models")(models)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,171 @@
+"""`prodepth depth`: images, folders, globs or stdin -> depth maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin, report_failures
+from prodepth_cli.commands.common import (
+    DeviceOption,
+    JsonOption,
+    QuietOption,
+    emit_json,
+    err_console,
+    fail,
+    guarded,
+    note,
+    progress_bar,
+)
+from prodepth_cli.commands.model_options import (
+    KindOption,
+    LayoutOption,
+    MeanOption,
+    ModelOption,
+    SizeOption,
+    StdOption,
+    load_model_from_options,
+)
+from prodepth_cli.errors import ProdepthError
+from prodepth_cli.io.write import FORMATS
+from prodepth_cli.pipeline import DepthOptions, depth_file
+from prodepth_cli.tiling.plan import default_overlap, plan_tiles
+
+
+@guarded
+def depth(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders, globs, or - for image bytes on stdin.", show_default=False
+        ),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file (one input), folder (several), or - for PNG on stdout. "
+            "Default: <stem>_depth.<ext> beside each input.",
+        ),
+    ] = None,
+    tile: Annotated[int, typer.Option(help="Tile size in full-resolution pixels.")] = 1024,
+    overlap: Annotated[
+        int | None,
+        typer.Option(
+            help="Overlap between neighbouring tiles in pixels (default: tile/4, at most tile/2).",
+            show_default=False,
+        ),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Tiles per model call.")] = 4,
+    model: ModelOption = None,
+    kind: KindOption = None,
+    layout: LayoutOption = None,
+    size: SizeOption = None,
+    mean: MeanOption = None,
+    std: StdOption = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="png16 (normalised, near = bright), tiff (float32), pfm, npy.",
+        ),
+    ] = "png16",
+    colormap: Annotated[
+        bool, typer.Option(help="Also write an 8-bit colour preview <stem>_depth_color.png.")
+    ] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Redo outputs that already exist (default: skip them, so a batch resumes).",
+        ),
+    ] = False,
+    device: DeviceOption = "auto",
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Depth maps for photographs of any size: a coarse pass over the whole image, then
+    overlapping full-resolution tiles anchored to it and blended without seams."""
+    if fmt not in FORMATS:
+        fail(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    plan_tiles(tile, tile, tile, overlap)  # rejects nonsense tile/overlap before any work
+    jobs, missing = plan_jobs(inputs, output, recursive, FORMATS[fmt], "_depth")
+    depth_model = load_model_from_options(model, device, kind, layout, size, mean, std)
+    options = DepthOptions(tile, overlap, batch)
+    common = {
+        "model": depth_model.name,
+        "provider": depth_model.provider,
+        "tile": tile,
+        "overlap": default_overlap(tile) if overlap is None else overlap,
+    }
+    outcomes = [Outcome.missing(item, why) for item, why in missing]
+    for outcome in outcomes:
+        _report(outcome, json_out, quiet)
+    with progress_bar(quiet) as bar:
+        images = bar.add_task("images", total=len(jobs))
+        for job in jobs:
+            outcome = _run_job(job, depth_model, options, fmt, colormap, overwrite, bar)
+            outcome.info = {**common, **outcome.info}
+            outcomes.append(outcome)
+            bar.advance(images)
+            _report(outcome, json_out, quiet)
+    if report_failures(outcomes, err_console):
+        raise typer.Exit(1)
+
+
+def _run_job(
+    job: Job, model, options: DepthOptions, fmt: str, colormap: bool, overwrite: bool, bar
+) -> Outcome:
+    out = Path(job.output)
+    color = out.with_name(f"{out.stem}_color.png") if colormap and job.output != STDIO else None
+    if job.output != STDIO and not overwrite and out.exists():
+        return Outcome(job, "skipped", info={"reason": "output exists (use --overwrite)"})
+    tiles = bar.add_task(f"  {Path(job.input).name}", total=None)
+    try:
+        data = read_stdin() if job.input == STDIO else None
+        report = depth_file(
+            job.input,
+            job.output,
+            model,
+            options,
+            fmt,
+            color,
+            data,
+            on_start=lambda n: bar.update(tiles, total=n),
+            on_tiles=lambda n: bar.advance(tiles, n),
+        )
+    except ProdepthError as exc:
+        return Outcome(job, "error", str(exc))
+    finally:
+        bar.remove_task(tiles)
+    return Outcome(
+        job,
+        "ok",
+        info={
+            "width": report.width,
+            "height": report.height,
+            "tiles": report.tiles,
+            "seconds": round(report.seconds, 3),
+            "colormap": report.colormap,
+        },
+    )
+
+
+def _report(outcome: Outcome, json_out: bool, quiet: bool) -> None:
+    if json_out:
+        emit_json(outcome.record)
+    elif outcome.status == "ok" and outcome.job.output != STDIO:
+        note(
+            f"{outcome.job.input} -> {outcome.job.output} "
+            f"({outcome.info['width']}x{outcome.info['height']}, "
+            f"{len(outcome.info['tiles'])} tiles, {outcome.info['seconds']:.1f} s)",
+            quiet,
+        )
+    elif outcome.status == "skipped":
+        note(f"{outcome.job.input}: skipped, {outcome.job.output} exists", quiet)

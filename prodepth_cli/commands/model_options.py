@@ -1,0 +1,98 @@
+"""Options that choose a model and override its spec, shared by every command that runs one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prodepth_cli.errors import OptionError
+from prodepth_cli.models.runtime import DepthModel, load_model
+
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="ONNX depth model (default: the shipped prodepth model).",
+        show_default=False,
+    ),
+]
+KindOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Model output: disparity (larger = nearer) or depth (larger = farther).",
+        show_default=False,
+    ),
+]
+LayoutOption = Annotated[
+    str | None, typer.Option(help="Input layout: NCHW or NHWC.", show_default=False)
+]
+SizeOption = Annotated[
+    str | None,
+    typer.Option(help="Fixed network input size, HxW (e.g. 518x518).", show_default=False),
+]
+MeanOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Per-channel mean of [0, 1] RGB, e.g. 0.485,0.456,0.406.", show_default=False
+    ),
+]
+StdOption = Annotated[
+    str | None,
+    typer.Option(help="Per-channel std of [0, 1] RGB, e.g. 0.229,0.224,0.225.", show_default=False),
+]
+
+
+def load_model_from_options(
+    model: Path | None,
+    device: str,
+    kind: str | None = None,
+    layout: str | None = None,
+    size: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+) -> DepthModel:
+    """Load `model` with the spec overrides given on the command line."""
+    if kind is not None and kind not in ("disparity", "depth"):
+        raise OptionError(f"--kind {kind}: choose disparity or depth")
+    if layout is not None and layout.upper() not in ("NCHW", "NHWC"):
+        raise OptionError(f"--layout {layout}: choose NCHW or NHWC")
+    return load_model(
+        model,
+        device,
+        kind=kind,
+        layout=layout and layout.upper(),
+        size=_parse_size(size),
+        mean=_parse_triple("--mean", mean),
+        std=_parse_triple("--std", std),
+    )
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise OptionError(f"--size {text}: expected HxW in pixels, e.g. 518x518")
+    return parts[0], parts[1]
+
+
+def _parse_triple(flag: str, text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3 or (flag == "--std" and min(values) <= 0):
+        raise OptionError(f"{flag} {text}: expected three numbers, e.g. 0.5,0.5,0.5")
+    return values  # type: ignore[return-value]

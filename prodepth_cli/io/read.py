@@ -1,0 +1,183 @@
+"""Image input: decode lazily and stream rows top to bottom, whatever the size.
+
+libvips (pyvips) does the decoding: JPEG, PNG, TIFF/BigTIFF, WebP and more are read in
+sequential strips, so a gigapixel photograph is never held whole in memory. Images whose EXIF
+orientation needs a rotation are decoded whole (a rotation needs random access).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyvips
+
+from prodepth_cli.errors import InputError
+
+# Full-scale value of each integer pixel format, to map pixels to [0, 1].
+_FULL_SCALE = {
+    "uchar": 255.0,
+    "char": 127.0,
+    "ushort": 65535.0,
+    "short": 32767.0,
+    "uint": 4294967295.0,
+    "int": 2147483647.0,
+}
+_NUMPY_FORMAT = {
+    "uchar": "u1",
+    "char": "i1",
+    "ushort": "<u2",
+    "short": "<i2",
+    "uint": "<u4",
+    "int": "<i4",
+    "float": "<f4",
+    "double": "<f8",
+}
+
+
+@dataclass
+class ImageSource:
+    """A decoded-on-demand RGB image. `name` is what error messages call it."""
+
+    name: str
+    image: pyvips.Image  # sRGB, 3 bands, any numeric format, orientation applied
+    full_scale: float  # pixel value of white
+
+    def __post_init__(self) -> None:
+        # One region over one pipeline: its reads share the sequential decoder's position.
+        self._region = pyvips.Region.new(self.image)
+        self._dtype = np.dtype(_NUMPY_FORMAT[self.image.format])
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows `[y0, y1)` as float32 RGB in [0, 1], shape `(y1 - y0, W, 3)`.
+
+        Calls must move down the image (sequential decoding); `RowBuffer` keeps the overlap.
+        """
+        try:
+            data = self._region.fetch(0, y0, self.width, y1 - y0)
+        except pyvips.Error as exc:
+            raise InputError(
+                f"{self.name}: truncated or corrupt image (rows {y0}-{y1}: {_first_line(exc)})"
+            ) from None
+        strip = np.frombuffer(data, self._dtype).reshape(y1 - y0, self.width, 3)
+        return _to_unit_rgb(strip, self.full_scale)
+
+
+def open_image(path: str | Path, data: bytes | None = None) -> ImageSource:
+    """Open an image file (or encoded `data`, e.g. from stdin, named `path`) for streaming."""
+    name = str(path)
+    if data is None:
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"{name}: no such file")
+        if p.is_dir():
+            raise InputError(f"{name}: is a folder (pass --recursive or a file)")
+        if p.stat().st_size == 0:
+            raise InputError(f"{name}: empty file")
+    elif not data:
+        raise InputError(f"{name}: empty input")
+    image = _load(name, data, access="sequential")
+    if _orientation(image) > 1:
+        image = _load(name, data, access="random").autorot()
+    return ImageSource(name, *_as_srgb(image, name))
+
+
+def read_thumbnail(path: str | Path, data: bytes | None, max_side: int) -> np.ndarray:
+    """The whole image shrunk so that its long side is `max_side`: float32 RGB `(h, w, 3)`.
+
+    Uses the decoder's shrink-on-load (JPEG DCT scaling), so the coarse pass over a huge
+    photograph costs a fraction of a full decode.
+    """
+    name = str(path)
+    try:
+        if data is None:
+            thumb = pyvips.Image.thumbnail(str(path), max_side, height=max_side, size="down")
+        else:
+            thumb = pyvips.Image.thumbnail_buffer(data, max_side, height=max_side, size="down")
+    except pyvips.Error as exc:
+        raise InputError(f"{name}: not a readable image ({_first_line(exc)})") from None
+    image, full_scale = _as_srgb(thumb, name)
+    try:
+        return _to_unit_rgb(image.numpy(), full_scale)
+    except pyvips.Error as exc:
+        raise InputError(f"{name}: truncated or corrupt image ({_first_line(exc)})") from None
+
+
+class RowBuffer:
+    """Serves overlapping row ranges of an ImageSource while decoding each row once."""
+
+    def __init__(self, source: ImageSource):
+        self.source = source
+        self._y0 = 0
+        self._rows = np.zeros((0, source.width, 3), np.float32)
+        self.width, self.height = source.width, source.height
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows `[y0, y1)`; `y0` must not go back above an earlier call's `y0`."""
+        if y0 < self._y0:
+            raise ValueError(f"rows requested out of order: {y0} < {self._y0}")
+        have_end = self._y0 + len(self._rows)
+        keep = self._rows[y0 - self._y0 :] if y0 < have_end else self._rows[:0]
+        start = max(y0, have_end)
+        if y1 > start:
+            keep = np.concatenate([keep, self.source.rows(start, y1)])
+        self._y0, self._rows = y0, keep
+        return self._rows[: y1 - self._y0]
+
+
+def _load(name: str, data: bytes | None, access: str) -> pyvips.Image:
+    try:
+        if data is None:
+            return pyvips.Image.new_from_file(name, access=access, fail_on="error")
+        return pyvips.Image.new_from_buffer(data, "", access=access, fail_on="error")
+    except pyvips.Error as exc:
+        raise InputError(f"{name}: not a readable image ({_first_line(exc)})") from None
+
+
+def _orientation(image: pyvips.Image) -> int:
+    try:
+        return int(image.get("orientation")) if "orientation" in image.get_fields() else 1
+    except pyvips.Error:
+        return 1
+
+
+def _as_srgb(image: pyvips.Image, name: str) -> tuple[pyvips.Image, float]:
+    """Three sRGB bands (alpha dropped, grey replicated); returns the white value too."""
+    try:
+        if image.interpretation in ("cmyk", "lab", "labs", "lch", "xyz", "scrgb", "hsv"):
+            image = image.colourspace("srgb")
+        if image.hasalpha():
+            image = image.extract_band(0, n=image.bands - 1)
+        if image.bands == 1:
+            image = image.bandjoin([image, image])
+        elif image.bands != 3:
+            image = image.extract_band(0, n=3)
+    except pyvips.Error as exc:
+        raise InputError(f"{name}: unsupported colour layout ({_first_line(exc)})") from None
+    fmt = image.format
+    if fmt in ("float", "double"):
+        return image, 1.0
+    if image.interpretation in ("rgb16", "grey16") or fmt == "ushort":
+        return image, 65535.0
+    return image, _FULL_SCALE.get(fmt, 255.0)
+
+
+def _to_unit_rgb(pixels: np.ndarray, full_scale: float) -> np.ndarray:
+    rgb = pixels.astype(np.float32, copy=False).reshape(pixels.shape[0], pixels.shape[1], -1)
+    rgb = rgb * np.float32(1.0 / full_scale) if full_scale != 1.0 else rgb
+    return np.clip(rgb, 0.0, 1.0, out=rgb if rgb is not pixels else None)
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    # pyvips puts its own summary first and the loader's reason after it.
+    return lines[-1] if lines else exc.__class__.__name__

@@ -1,0 +1,161 @@
+"""Depth output: rows streamed to a raw scratch file, then encoded by strips, atomically.
+
+The pipeline yields rows top to bottom; per-image normalisation (16-bit PNG) needs the whole
+map's range first, so rows go to an uncompressed float32 scratch file (disk, not memory) and
+libvips encodes from it in strips: PNG and TIFF never hold the map whole.
+
+Conventions: relative inverse depth, larger = nearer. `png16` maps the image's own range to
+0..65535 (near = bright); `tiff` (float32, tiled, deflate, BigTIFF when large), `pfm` and `npy`
+keep the raw values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyvips
+
+from prodepth_cli.errors import OutputError
+
+FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
+_BIGTIFF_BYTES = 2**31
+
+
+@contextlib.contextmanager
+def atomic_output(dst: str | Path) -> Iterator[Path]:
+    """A temporary path beside `dst` (same suffix) that is renamed to `dst` on success and
+    removed on failure, so `dst` is either absent or complete."""
+    dst = Path(dst)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{dst.stem}.", suffix=f".part{dst.suffix}", dir=dst.parent
+        )
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"{dst}: cannot write here ({exc.strerror or exc})") from None
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dst)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+class RawRows:
+    """A scratch file of float32 rows, `(height, width)` in all, with its finite range."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        self.lo, self.hi = np.inf, -np.inf
+        self.rows_written = 0
+        fd, path = tempfile.mkstemp(prefix="prodepth-", suffix=".f32")
+        self.path = Path(path)
+        self._file = os.fdopen(fd, "wb")
+
+    def __enter__(self) -> RawRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def write(self, rows: np.ndarray) -> None:
+        rows = np.nan_to_num(rows.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+        self.lo = min(self.lo, float(rows.min()))
+        self.hi = max(self.hi, float(rows.max()))
+        self._file.write(rows.tobytes())
+        self.rows_written += len(rows)
+
+    def image(self) -> pyvips.Image:
+        """The whole map as a lazily read libvips image (float, one band)."""
+        self._file.flush()
+        if self.rows_written != self.height:
+            raise RuntimeError(f"{self.rows_written} of {self.height} rows written")
+        return pyvips.Image.rawload(str(self.path), self.width, self.height, 1, format="float")
+
+    def normalised(self, top: float) -> pyvips.Image:
+        """The map scaled so that its range spans [0, top] (near = `top`)."""
+        span = self.hi - self.lo
+        gain = top / span if span > 0 else 0.0
+        return self.image().linear(gain, -self.lo * gain)
+
+    def strips(self, rows: int = 256, reverse: bool = False) -> Iterator[np.ndarray]:
+        """The map as `(n, W)` float32 strips, top to bottom (or bottom to top)."""
+        self._file.flush()
+        starts = range(0, self.height, rows)
+        with open(self.path, "rb") as f:
+            for y0 in reversed(starts) if reverse else starts:
+                n = min(rows, self.height - y0)
+                f.seek(y0 * self.width * 4)
+                strip = np.frombuffer(f.read(n * self.width * 4), np.float32)
+                yield strip.reshape(n, self.width)
+
+    def save_colormap(self, path: Path) -> None:
+        """An 8-bit colour preview (turbo colour map, near = warm) as PNG at `path`."""
+        grey = self.normalised(255.0).cast("uchar")
+        lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
+        lut_image = pyvips.Image.new_from_array(lut[:, :, ::-1].reshape(1, 256, 3).copy())
+        grey.maplut(lut_image).copy(interpretation="srgb").pngsave(str(path), compression=3)
+
+
+def write_depth(raw: RawRows, dst: str | Path, fmt: str) -> None:
+    """Encode `raw` as `fmt` at `dst` ("-" = PNG bytes on stdout), atomically."""
+    if fmt not in FORMATS:
+        raise OutputError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    if str(dst) == "-":
+        if fmt != "png16":
+            raise OutputError("-o -: standard output carries PNG only (--format png16)")
+        sys.stdout.buffer.write(_png16(raw).pngsave_buffer(compression=3))
+        sys.stdout.buffer.flush()
+        return
+    with atomic_output(dst) as tmp:
+        _ENCODERS[fmt](raw, tmp)
+
+
+def _png16(raw: RawRows) -> pyvips.Image:
+    return raw.normalised(65535.0).cast("ushort").copy(interpretation="grey16")
+
+
+def _save_png16(raw: RawRows, path: Path) -> None:
+    _png16(raw).pngsave(str(path), compression=3)
+
+
+def _save_tiff(raw: RawRows, path: Path) -> None:
+    big = raw.width * raw.height * 4 >= _BIGTIFF_BYTES
+    raw.image().tiffsave(
+        str(path),
+        tile=True,
+        tile_width=256,
+        tile_height=256,
+        compression="deflate",
+        predictor="float",
+        bigtiff=big,
+    )
+
+
+def _save_pfm(raw: RawRows, path: Path) -> None:
+    # PFM: little-endian (negative scale), rows stored bottom to top.
+    with open(path, "wb") as f:
+        f.write(f"Pf\n{raw.width} {raw.height}\n-1.0\n".encode("ascii"))
+        for strip in raw.strips(reverse=True):
+            f.write(strip[::-1].astype("<f4").tobytes())
+
+
+def _save_npy(raw: RawRows, path: Path) -> None:
+    header = {"descr": "<f4", "fortran_order": False, "shape": (raw.height, raw.width)}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for strip in raw.strips():
+            f.write(strip.tobytes())
+
+
+_ENCODERS = {"png16": _save_png16, "tiff": _save_tiff, "pfm": _save_pfm, "npy": _save_npy}

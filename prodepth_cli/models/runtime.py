@@ -1,0 +1,233 @@
+"""Running ONNX depth models: one onnxruntime session per network, with its spec.
+
+`load_model` resolves a model file (or the shipped default) into a `DepthModel`: the network
+run on tiles and the one run for the coarse pass (the same network for plain depth models; a
+separate coarse network for PRO refiners). Networks take RGB in [0, 1] and return disparity
+(larger = nearer), whatever their own layout, normalisation and output kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from prodepth_cli.errors import ModelError
+from prodepth_cli.models.spec import ModelSpec, preset_for, sidecar_spec
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = "prodepth-refiner.onnx"
+_GPU_PROVIDERS = ("CUDAExecutionProvider",)
+_EPS = 1e-6
+
+
+@dataclass
+class Network:
+    """One ONNX network and how to feed it."""
+
+    path: Path
+    spec: ModelSpec
+    session: ort.InferenceSession
+    max_batch: int  # 1 when the graph fixes the batch dimension to 1
+    input_dtype: np.dtype
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def input_hw(self, h: int, w: int) -> tuple[int, int]:
+        """Network input size for a region of `h` x `w` pixels run at full resolution."""
+        if self.spec.size is not None:
+            return self.spec.size
+        m = self.spec.multiple
+        return max(m, round(h / m) * m), max(m, round(w / m) * m)
+
+    def coarse_hw(self, h: int, w: int) -> tuple[int, int]:
+        """Network input size for the whole `h` x `w` image at the working resolution."""
+        if self.spec.size is not None:
+            return self.spec.size
+        scale = self.spec.working_size / max(h, w)
+        return self.input_hw(max(1, math.floor(h * scale)), max(1, math.floor(w * scale)))
+
+    def predict(self, rgb: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
+        """Disparity for a batch.
+
+        rgb: `(B, h, w, 3)` float32 in [0, 1], already at `input_hw`. coarse: `(B, h, w)`
+        coarse disparity in the refiner's normalised frame (refiners only).
+        Returns `(B, h', w')` float32 disparity at the network's output resolution.
+        """
+        outs = []
+        for i in range(0, len(rgb), self.max_batch):
+            feeds = {self.spec.input: self._prepare(rgb[i : i + self.max_batch])}
+            if self.spec.coarse_input is not None:
+                if coarse is None:
+                    raise ModelError(f"{self.path.name}: a refiner needs the coarse depth")
+                c = coarse[i : i + self.max_batch, None].astype(self.input_dtype)
+                feeds[self.spec.coarse_input] = c
+            (out,) = self.session.run([self.spec.output], feeds)
+            outs.append(_as_maps(np.asarray(out, np.float32), len(feeds[self.spec.input])))
+        maps = np.concatenate(outs)
+        if self.spec.kind == "depth":
+            maps = 1.0 / np.maximum(maps, _EPS)
+        return maps
+
+    def _prepare(self, rgb: np.ndarray) -> np.ndarray:
+        s = self.spec
+        x = rgb[..., ::-1] if s.color == "BGR" else rgb
+        x = (x - np.asarray(s.mean, np.float32)) / np.asarray(s.std, np.float32)
+        if s.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x, dtype=self.input_dtype)
+
+
+@dataclass
+class DepthModel:
+    """What the pipeline runs: `tile_net` on tiles, `coarse_net` on the whole image."""
+
+    name: str
+    tile_net: Network
+    coarse_net: Network
+
+    @property
+    def provider(self) -> str:
+        return self.tile_net.provider
+
+    @property
+    def is_refiner(self) -> bool:
+        return self.tile_net.spec.is_refiner
+
+
+def default_model_path() -> Path:
+    """$PRODEPTH_MODEL, else the shipped default in models/."""
+    env = os.environ.get("PRODEPTH_MODEL")
+    return Path(env) if env else MODELS_DIR / DEFAULT_MODEL
+
+
+def load_model(
+    path: str | Path | None = None, device: str = "auto", **overrides: Any
+) -> DepthModel:
+    """Load a depth model (default: the shipped one) for `device` (auto | cpu | cuda).
+
+    `overrides` are spec fields (kind, layout, size, mean, std, ...) that win over what is
+    inferred from the graph, presets and the JSON spec beside the model.
+    """
+    model_path = Path(path) if path is not None else default_model_path()
+    tile_net = load_network(model_path, device, overrides)
+    coarse_net = tile_net
+    if tile_net.spec.coarse_model:
+        coarse_net = load_network(model_path.parent / tile_net.spec.coarse_model, device, {})
+    return DepthModel(model_path.name, tile_net, coarse_net)
+
+
+def load_network(path: Path, device: str, overrides: dict[str, Any]) -> Network:
+    if not path.is_file():
+        hint = (
+            " (the default model ships in models/; set --model)"
+            if path.parent == MODELS_DIR
+            else ""
+        )
+        raise ModelError(f"{path}: no such model file{hint}")
+    session = _session(path, device)
+    inferred = infer_spec(path, session)
+    try:
+        spec = inferred.replace(**preset_for(path)).replace(**sidecar_spec(path))
+        spec = spec.replace(**overrides)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: invalid spec ({exc})") from exc
+    names = {i.name for i in session.get_inputs()}
+    if spec.input not in names or (spec.coarse_input and spec.coarse_input not in names):
+        raise ModelError(f"{path}: spec names inputs the graph does not have ({sorted(names)})")
+    if spec.output not in {o.name for o in session.get_outputs()}:
+        raise ModelError(f"{path}: spec names output {spec.output!r}, not in the graph")
+    image_input = next(i for i in session.get_inputs() if i.name == spec.input)
+    dtype = np.float16 if image_input.type == "tensor(float16)" else np.float32
+    batch_dim = image_input.shape[0]
+    max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else 64
+    return Network(path, spec, session, max_batch, np.dtype(dtype))
+
+
+def infer_spec(path: Path, session: ort.InferenceSession) -> ModelSpec:
+    """A spec read off the graph: which input is the image (4-D, 3 channels), its layout and
+    whether its size is fixed; a second 1-channel 4-D input is a refiner's coarse input."""
+    image, coarse = None, None
+    for inp in session.get_inputs():
+        shape = inp.shape
+        if "float" not in inp.type or len(shape) != 4:
+            continue
+        if shape[1] == 3 or shape[3] == 3:
+            image = image or inp
+        elif shape[1] == 1 or shape[3] == 1:
+            coarse = coarse or inp
+    if image is None:
+        raise ModelError(
+            f"{path}: cannot be a depth model: no input is an image "
+            "(a 4-D float tensor with 3 channels)"
+        )
+    outputs = [o for o in session.get_outputs() if len(o.shape) in (3, 4)]
+    if not outputs:
+        raise ModelError(f"{path}: cannot be a depth model: no output is a 3-D or 4-D map")
+    layout = "NCHW" if image.shape[1] == 3 else "NHWC"
+    hw = image.shape[2:4] if layout == "NCHW" else image.shape[1:3]
+    fixed = all(isinstance(d, int) and d > 0 for d in hw)
+    return ModelSpec(
+        input=image.name,
+        output=outputs[0].name,
+        layout=layout,
+        size=(int(hw[0]), int(hw[1])) if fixed else None,
+        coarse_input=coarse.name if coarse is not None else None,
+        align="none" if coarse is not None else "affine",
+        name=path.stem,
+    )
+
+
+def _session(path: Path, device: str) -> ort.InferenceSession:
+    device = device.lower()
+    if device not in ("auto", "cpu", "cuda"):
+        raise ModelError(f"--device {device}: choose auto, cpu or cuda")
+    gpu = [p for p in _GPU_PROVIDERS if p in ort.get_available_providers()]
+    providers = ["CPUExecutionProvider"] if device == "cpu" else [*gpu, "CPUExecutionProvider"]
+    if device == "cuda" and not gpu:
+        raise ModelError("--device cuda: this onnxruntime has no CUDA provider")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        # A GPU provider that cannot load (no CUDA here) would print errors on every start.
+        with _quiet_ort_logs(enabled=len(providers) > 1):
+            session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from None
+    if device == "cuda" and session.get_providers()[0] == "CPUExecutionProvider":
+        raise ModelError("--device cuda: CUDA did not load (drivers, CUDA or cuDNN missing)")
+    return session
+
+
+@contextlib.contextmanager
+def _quiet_ort_logs(enabled: bool):
+    if not enabled:
+        yield
+        return
+    ort.set_default_logger_severity(4)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(3)
+
+
+def _as_maps(out: np.ndarray, batch: int) -> np.ndarray:
+    """Model output `(B, 1, h, w)`, `(B, h, w, 1)` or `(B, h, w)` as `(B, h, w)`."""
+    if out.ndim == 4:
+        out = out[:, 0] if out.shape[1] == 1 else out[..., 0]
+    if out.ndim != 3 or out.shape[0] != batch:
+        raise ModelError(f"unexpected model output shape {out.shape}")
+    return out
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else exc.__class__.__name__
