@@ -168,7 +168,7 @@ def test_eval_command_prints_json_per_scene_and_model(tmp_path):
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert {(r["scene"], r["model"]) for r in records} == {
-        (s, m) for s in ("Motorcycle", "Art", "Dolls") for m in (PYDNET.name, "rows prior")
+        (s, m) for s in ("Motorcycle", "Art", "Dolls") for m in (PYDNET.stem, "rows prior")
     }
     prior = {r["scene"]: r for r in records if r["model"] == "rows prior"}
     assert prior["Dolls"]["delta1"] == pytest.approx(0.906, abs=6e-4)

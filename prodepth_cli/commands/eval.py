@@ -126,7 +126,7 @@ def load_predictors(
         if path is None and predictors:
             continue  # no --ref
         loaded = load_model(path, device=device, **extra)
-        label = unique_label(loaded.name, predictors)
+        label = unique_label(Path(loaded.name).stem, predictors)
         note(f"{label}: {loaded.provider}", quiet)
         predictors[label] = model_predictor(loaded, tile=tile, overlap=overlap)
     predictors[ROWS_PRIOR] = rows_prior_predictor
@@ -176,11 +176,10 @@ def scores_table(rows: list[dict[str, Any]], labels: list[str]) -> Table:
     table.add_column("model")
     for _, header, _ in COLUMNS:
         table.add_column(header, justify="right")
-    scenes = list(dict.fromkeys(r["scene"] for r in rows))
-    for scene in scenes:
-        for row in (r for r in rows if r["scene"] == scene):
-            table.add_row(scene, row["model"], *_cells(row))
-            scene = ""  # the scene's name on its first line only
+    for scene in dict.fromkeys(r["scene"] for r in rows):
+        scene_rows = [r for r in rows if r["scene"] == scene]
+        for i, row in enumerate(scene_rows):
+            table.add_row(scene if i == 0 else "", row["model"], *_cells(row))
         table.add_section()
     for label in labels:
         means = mean_scores([r for r in rows if r["model"] == label])
