@@ -4,7 +4,9 @@ Protocol (it reproduces the reference figures of the rows prior to the third dec
 
 - Pixels: those with ground truth (`Scene.valid`: finite Middlebury 2014 / SceneFlow PFM values,
   occluded pixels included; non-zero Middlebury 2005 and KITTI values, so KITTI is sparse)
-  where the prediction is finite. No crop, no depth cap.
+  where the prediction is finite. No crop, no depth cap. (Keeping only Motorcycle's
+  `mask0nocc` non-occluded pixels would give the rows prior delta1 0.502, not the reference
+  0.493.)
 - Fit: the prediction, read as relative disparity (larger = nearer), is fitted to the
   ground-truth disparity by least-squares scale and shift over those pixels, in disparity
   space, at full ground-truth resolution (`metrics.affine_invariant_scores`).
