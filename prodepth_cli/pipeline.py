@@ -17,7 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from prodepth_cli.io.read import RowBuffer, open_image, read_thumbnail
+from prodepth_cli.io.read import RowBuffer, open_image, read_thumbnail, to_unit_rgb
 from prodepth_cli.io.write import RawRows, atomic_output, write_depth
 from prodepth_cli.models.runtime import DepthModel, Network
 from prodepth_cli.tiling.align import align_to_coarse, crop_coarse
@@ -64,15 +64,9 @@ class ArraySource:
 
 
 def to_unit_float(rgb: np.ndarray) -> np.ndarray:
-    """uint8/uint16 RGB to float32 in [0, 1]; grey `(H, W)` replicated to three channels."""
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[..., None], 3, axis=2)
-    rgb = rgb[..., :3]
-    if rgb.dtype == np.uint8:
-        return rgb.astype(np.float32) / 255.0
-    if rgb.dtype == np.uint16:
-        return rgb.astype(np.float32) / 65535.0
-    return np.clip(rgb.astype(np.float32), 0.0, 1.0)
+    """uint8/uint16 (or float in [0, 1]) RGB or grey to float32 RGB `(h, w, 3)` in [0, 1]."""
+    full_scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(rgb.dtype, 1.0)
+    return to_unit_rgb(rgb, full_scale)
 
 
 def resize_to(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

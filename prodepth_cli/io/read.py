@@ -69,7 +69,7 @@ class ImageSource:
                 f"{self.name}: truncated or corrupt image (rows {y0}-{y1}: {_first_line(exc)})"
             ) from None
         strip = np.frombuffer(data, self._dtype).reshape(y1 - y0, self.width, 3)
-        return _to_unit_rgb(strip, self.full_scale)
+        return to_unit_rgb(strip, self.full_scale)
 
 
 def open_image(path: str | Path, data: bytes | None = None) -> ImageSource:
@@ -107,7 +107,7 @@ def read_thumbnail(path: str | Path, data: bytes | None, max_side: int) -> np.nd
         raise InputError(f"{name}: not a readable image ({_first_line(exc)})") from None
     image, full_scale = _as_srgb(thumb, name)
     try:
-        return _to_unit_rgb(image.numpy(), full_scale)
+        return to_unit_rgb(image.numpy(), full_scale)
     except pyvips.Error as exc:
         raise InputError(f"{name}: truncated or corrupt image ({_first_line(exc)})") from None
 
@@ -171,10 +171,14 @@ def _as_srgb(image: pyvips.Image, name: str) -> tuple[pyvips.Image, float]:
     return image, _FULL_SCALE.get(fmt, 255.0)
 
 
-def _to_unit_rgb(pixels: np.ndarray, full_scale: float) -> np.ndarray:
+def to_unit_rgb(pixels: np.ndarray, full_scale: float) -> np.ndarray:
+    """Pixels `(h, w[, c])` with white at `full_scale` as float32 RGB `(h, w, 3)` in [0, 1]
+    (grey replicated, alpha dropped)."""
     rgb = pixels.astype(np.float32, copy=False).reshape(pixels.shape[0], pixels.shape[1], -1)
-    rgb = rgb * np.float32(1.0 / full_scale) if full_scale != 1.0 else rgb
-    return np.clip(rgb, 0.0, 1.0, out=rgb if rgb is not pixels else None)
+    if rgb.shape[2] < 3:
+        rgb = np.repeat(rgb[:, :, :1], 3, axis=2)
+    rgb = rgb[:, :, :3] * np.float32(1.0 / full_scale)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
 def _first_line(exc: Exception) -> str:

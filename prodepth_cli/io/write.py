@@ -83,10 +83,11 @@ class RawRows:
         return pyvips.Image.rawload(str(self.path), self.width, self.height, 1, format="float")
 
     def normalised(self, top: float) -> pyvips.Image:
-        """The map scaled so that its range spans [0, top] (near = `top`)."""
+        """The map scaled so that its range spans [0, top] (near = `top`), offset by half a
+        level so that the integer cast that follows rounds instead of truncating."""
         span = self.hi - self.lo
         gain = top / span if span > 0 else 0.0
-        return self.image().linear(gain, -self.lo * gain)
+        return self.image().linear(gain, 0.5 - self.lo * gain)
 
     def strips(self, rows: int = 256, reverse: bool = False) -> Iterator[np.ndarray]:
         """The map as `(n, W)` float32 strips, top to bottom (or bottom to top)."""
@@ -136,8 +137,7 @@ def _save_tiff(raw: RawRows, path: Path) -> None:
         tile=True,
         tile_width=256,
         tile_height=256,
-        compression="deflate",
-        predictor="float",
+        compression="deflate",  # no float predictor: few TIFF readers decode it
         bigtiff=big,
     )
 

@@ -1,9 +1,10 @@
 """Tile plans: a four-way overlapping grid over an image of any size.
 
-Tiles are `tile` pixels square (or the whole image along a side shorter than that), placed so
-that neighbours overlap by at least `overlap` pixels; the first and last tile of each row and
-column sit flush with the image border (shifted inward, never padded). With overlap <= tile/2
-every interior point is covered by at most two tiles along each axis: four in all.
+Tiles are `tile` pixels square (or the whole image along a side shorter than that), evenly
+spaced so that neighbours overlap by about `overlap` pixels (at least that, see
+`axis_origins`); the first and last tile of each row and column sit flush with the image
+border (shifted inward, never padded). Every point is covered by at most two tiles along each
+axis: four in all.
 """
 
 from __future__ import annotations
@@ -60,13 +61,17 @@ def default_overlap(tile: int) -> int:
 
 
 def axis_origins(length: int, tile: int, overlap: int) -> tuple[int, ...]:
-    """Origins of tiles of size min(tile, length) covering [0, length), spaced evenly so that
-    neighbours overlap by at least `overlap`."""
+    """Origins of tiles of size min(tile, length) covering [0, length), evenly spaced.
+
+    Neighbours overlap by at least `overlap`, except where that would put a third tile over a
+    point (stride below half a tile): then the tiles spread to a stride of half a tile, so
+    every point stays under at most two tiles along the axis.
+    """
     if length <= tile:
         return (0,)
-    stride = tile - overlap
-    n = math.ceil((length - tile) / stride) + 1
-    return tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
+    span = length - tile
+    gaps = max(1, min(math.ceil(span / (tile - overlap)), span // (tile // 2)))
+    return tuple(round(i * span / gaps) for i in range(gaps + 1))
 
 
 def plan_tiles(height: int, width: int, tile: int = 1024, overlap: int | None = None) -> TilePlan:
