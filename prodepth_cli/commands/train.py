@@ -1,0 +1,88 @@
+"""`prodepth train`: train the coarse network or the PRO refiner on CPU or CUDA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prodepth_cli.commands.common import (
+    JsonOption,
+    QuietOption,
+    emit_json,
+    guarded,
+    note,
+    progress_bar,
+)
+from prodepth_cli.errors import OptionError
+
+
+@guarded
+def train(
+    network: Annotated[str, typer.Argument(help="Which network: coarse or refiner.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for checkpoints.")],
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Optimiser steps in all (default 2000).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="JSON file of training options.")
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help="cpu or cuda.", case_sensitive=False)
+    ] = "cpu",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+    no_consistency: Annotated[
+        bool, typer.Option("--no-consistency", help="Refiner: train without the GPCT loss.")
+    ] = False,
+    coarse_checkpoint: Annotated[
+        Path | None,
+        typer.Option("--coarse-checkpoint", help="Refiner: coarse .pt that makes its inputs."),
+    ] = None,
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Train a network; checkpoints OUT/last.pt and OUT/best.pt (best validation score)."""
+    from prodepth_cli.training.config import make_config, read_config_file
+    from prodepth_cli.training.loop import run_training
+
+    device = device.lower()
+    if device not in ("cpu", "cuda"):
+        raise OptionError(f"--device {device}: use cpu or cuda")
+    overrides = read_config_file(config) if config else {}
+    overrides.update(steps=steps)
+    if no_consistency:
+        overrides["consistency"] = False
+    if coarse_checkpoint:
+        overrides["coarse_checkpoint"] = str(coarse_checkpoint)
+    cfg = make_config(network.lower(), overrides)
+    with progress_bar(quiet) as bar:
+        task = bar.add_task(f"train {cfg.kind}", total=cfg.steps)
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update(task, completed=step, description=f"train {cfg.kind} loss {loss:.4f}")
+
+        def on_val(step: int, metrics: dict[str, float]) -> None:
+            if json_out:
+                emit_json({"event": "validation", **metrics})
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")
+            note(f"step {step}: {shown}", quiet)
+
+        result = run_training(
+            cfg, out, resume=resume, device=device, on_step=on_step, on_val=on_val
+        )
+    note(
+        f"done: {result.step} steps in {result.seconds:.0f} s, best score "
+        f"{result.best_score:.4g}; checkpoints in {result.out_dir}",
+        quiet,
+    )
+    if json_out:
+        emit_json(
+            {
+                "event": "done",
+                "steps": result.step,
+                "best_score": result.best_score,
+                "seconds": result.seconds,
+                "out": str(result.out_dir),
+            }
+        )

@@ -1,0 +1,39 @@
+"""Checkpoints: `last.pt` and `best.pt` under the run folder, written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prodepth_cli.errors import ModelError
+from prodepth_cli.nets import build_net
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` to `path` through a temporary file, so a kill never leaves half a file."""
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The dict saved by the trainer; ModelError when `path` is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise ModelError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ModelError(f"{path}: not a prodepth training checkpoint")
+    return state
+
+
+def net_from_checkpoint(state: dict[str, Any]) -> nn.Module:
+    """The network of a loaded checkpoint, weights restored, in eval mode."""
+    cfg = state["config"]
+    net = build_net(cfg["kind"], cfg.get("arch") or None)
+    net.load_state_dict(state["model"])
+    return net.eval()

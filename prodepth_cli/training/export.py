@@ -1,0 +1,154 @@
+"""Checkpoint -> ONNX (dynamic batch, height and width) + its JSON spec, checked for parity.
+
+The graph is written with the TorchScript exporter (opset 17) and its IR version capped at
+13, the newest onnxruntime 1.31 reads. Parity: onnxruntime and torch must agree to within
+`tolerance` on a random input, else the export fails and no file is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from prodepth_cli.errors import ModelError
+from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, write_spec
+from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
+
+OPSET = 17
+MAX_IR_VERSION = 13
+COARSE_MODEL_FILE = "prodepth-coarse.onnx"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the model and its spec went, and the measured torch/onnxruntime difference."""
+
+    onnx_path: Path
+    spec_path: Path
+    max_abs_diff: float
+    kind: str
+
+
+def spec_for(kind: str, working_size: int, name: str) -> ModelSpec:
+    """The JSON spec of an exported network of `kind` ("coarse" or "refiner")."""
+    common = dict(
+        input="image",
+        output="disparity",
+        layout="NCHW",
+        multiple=32,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        kind="disparity",
+        name=name,
+    )
+    if kind == "coarse":
+        return ModelSpec(**common, working_size=working_size, align="affine")
+    return ModelSpec(
+        **common,
+        working_size=working_size,
+        align="none",
+        coarse_input="coarse",
+        coarse_model=COARSE_MODEL_FILE,
+    )
+
+
+class _Fp16(nn.Module):
+    """Float16 weights and activations inside, float32 in and out (the spec's contract)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.half()
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(*(x.half() for x in inputs)).float()
+
+
+def _example_inputs(kind: str, h: int = 64, w: int = 96) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    image = torch.randn(1, 3, h, w, generator=g)
+    if kind == "coarse":
+        return (image,)
+    return image, torch.rand(1, 1, h, w, generator=g)
+
+
+def _write_onnx(net: nn.Module, kind: str, path: Path) -> None:
+    import onnx
+
+    names = ["image"] if kind == "coarse" else ["image", "coarse"]
+    dynamic = {n: {0: "batch", 2: "height", 3: "width"} for n in [*names, "disparity"]}
+    tmp = path.with_suffix(".onnx.tmp")
+    torch.onnx.export(
+        net,
+        _example_inputs(kind),
+        str(tmp),
+        input_names=names,
+        output_names=["disparity"],
+        dynamic_axes=dynamic,
+        opset_version=OPSET,
+        dynamo=False,
+        do_constant_folding=True,
+    )
+    model = onnx.load(str(tmp))
+    model.ir_version = min(model.ir_version, MAX_IR_VERSION)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+
+
+def onnx_parity(net: nn.Module, kind: str, path: Path) -> float:
+    """Max |onnxruntime - torch| over two input sizes (checks the dynamic axes too)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for h, w in ((64, 96), (128, 64)):
+        inputs = _example_inputs(kind, h, w)
+        with torch.no_grad():
+            ref = net(*inputs).numpy()
+        feed = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), inputs, strict=True)}
+        out = sess.run(["disparity"], feed)[0]
+        worst = max(worst, float(np.abs(out - ref).max()))
+    return worst
+
+
+def export_checkpoint(
+    checkpoint: Path, onnx_path: Path, fp16: bool = False, tolerance: float | None = None
+) -> ExportResult:
+    """Export the network in `checkpoint` to `onnx_path` and its spec beside it.
+
+    Raises ModelError (and removes the file) when onnxruntime disagrees with torch by more
+    than `tolerance` (1e-3 for float32, 2e-2 for --fp16).
+    """
+    state = load_checkpoint(checkpoint)
+    cfg = state["config"]
+    kind = cfg["kind"]
+    net = net_from_checkpoint(state)
+    if fp16:
+        net = _Fp16(net).eval()
+    tolerance = tolerance if tolerance is not None else (2e-2 if fp16 else 1e-3)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_onnx(net, kind, onnx_path)
+    diff = onnx_parity(net, kind, onnx_path)
+    if not diff <= tolerance:
+        onnx_path.unlink(missing_ok=True)
+        raise ModelError(
+            f"export parity failed: onnxruntime differs from torch by {diff:.2e} "
+            f"(tolerance {tolerance:.0e})"
+        )
+    # working_size is the coarse pass's long side: the coarse training size for both
+    spec = spec_for(kind, cfg["size"], onnx_path.stem)
+    spec = spec.replace(
+        extra={
+            "trained_steps": state["step"],
+            "train_patch": cfg["patch"],
+            "opset": OPSET,
+            "fp16": fp16,
+            "parity_max_abs_diff": diff,
+        }
+    )
+    return ExportResult(onnx_path, write_spec(spec, onnx_path), diff, kind)

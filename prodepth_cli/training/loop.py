@@ -1,0 +1,220 @@
+"""The training loop shared by the coarse network and the PRO refiner.
+
+`run_training` trains for `config.steps` optimiser steps, validates every `val_every` steps,
+keeps `last.pt` and `best.pt` in the run folder and resumes from `last.pt` on request. A
+step's data depend only on (seed, step), so a resumed run continues the same stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from prodepth_cli.errors import OptionError
+from prodepth_cli.nets import build_net
+from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint, save_checkpoint
+from prodepth_cli.training.coarse_input import minmax_frame, simulate_coarse, target_in_frame
+from prodepth_cli.training.config import TrainConfig
+from prodepth_cli.training.gpct import Group, cut_group
+from prodepth_cli.training.losses import coarse_loss, consistency_loss, refiner_loss
+from prodepth_cli.training.realdata import list_pairs, sampling_weights, split_pairs
+from prodepth_cli.training.samples import mixed_sample
+from prodepth_cli.training.tensors import image_tensor, map_tensor
+from prodepth_cli.training.validate import validate_coarse, validate_refiner, validation_set
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run leaves: its folder, last step, best score."""
+
+    out_dir: Path
+    step: int
+    best_score: float
+    last_metrics: dict[str, float]
+    seconds: float
+
+
+StepHook = Callable[[int, float], None]
+ValHook = Callable[[int, dict[str, float]], None]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 5 % of `cfg.lr` at `cfg.steps`."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class _Data:
+    """Training and validation data of one run (real pairs split once, deterministically)."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        train, held = split_pairs(list_pairs())
+        self.pairs = train
+        self.weights = sampling_weights(train) if train else np.zeros(0)
+        side = cfg.size if cfg.kind == "coarse" else cfg.image_side
+        hw = (side, side * 4 // 3 // 32 * 32)
+        self.val = validation_set(held, cfg.val_synthetic, hw)
+
+
+def _coarse_step(
+    net: nn.Module, cfg: TrainConfig, data: _Data, rng: np.random.Generator, device: str
+) -> torch.Tensor:
+    samples = [
+        mixed_sample((cfg.size, cfg.size), rng, data.pairs, data.weights, cfg.real_fraction)
+        for _ in range(cfg.batch)
+    ]
+    x = image_tensor([s[0] for s in samples]).to(device)
+    disp = map_tensor([s[1] for s in samples]).to(device)
+    mask = map_tensor([s[2] for s in samples]).to(device)
+    return coarse_loss(net(x), disp, mask, cfg.grad_weight)
+
+
+@torch.no_grad()
+def coarse_from_net(coarse_net: nn.Module, rgb: np.ndarray, side: int, device: str) -> np.ndarray:
+    """The coarse network's disparity for `rgb` (run at `side` px, multiple of 32), upsampled to
+    the image and min-max normalised: the refiner's `coarse` input, `(H, W)` in [0, 1]."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = side / max(h, w)
+    sh, sw = max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    pred = coarse_net(image_tensor([small]).to(device))[0, 0].cpu().numpy()
+    return minmax_frame(cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR))
+
+
+def _refiner_group(
+    cfg: TrainConfig,
+    data: _Data,
+    rng: np.random.Generator,
+    device: str,
+    coarse_net: nn.Module | None,
+) -> Group:
+    side = cfg.image_side
+    rgb, disp, mask = mixed_sample(
+        (side, side), rng, data.pairs, data.weights, cfg.real_fraction, min_scale=0.8
+    )
+    if coarse_net is not None and rng.random() < cfg.coarse_from_net:
+        coarse = coarse_from_net(coarse_net, rgb, 256, device)
+    else:
+        coarse = simulate_coarse(disp, mask, rng)
+    target = target_in_frame(disp, mask, coarse)
+    return cut_group(rgb, coarse, target, mask, cfg.patch, cfg.overlap, rng)
+
+
+def _refiner_step(
+    net: nn.Module,
+    cfg: TrainConfig,
+    data: _Data,
+    rng: np.random.Generator,
+    device: str,
+    coarse_net: nn.Module | None,
+) -> torch.Tensor:
+    groups = [_refiner_group(cfg, data, rng, device, coarse_net) for _ in range(cfg.batch)]
+    x = image_tensor([p for g in groups for p in g.rgb]).to(device)
+    coarse = map_tensor([p for g in groups for p in g.coarse]).to(device)
+    target = map_tensor([p for g in groups for p in g.target]).to(device)
+    mask = map_tensor([p for g in groups for p in g.mask]).to(device)
+    pred = net(x, coarse)  # all patches of all groups in one forward pass
+    loss = refiner_loss(pred, target, mask, cfg.grad_weight)
+    if cfg.consistency:
+        # predictions must agree everywhere on the overlaps, GT holes included
+        everywhere = torch.ones_like(mask)
+        cons = [
+            consistency_loss(pred[4 * i : 4 * i + 4], everywhere[4 * i : 4 * i + 4], g.origins)
+            for i, g in enumerate(groups)
+        ]
+        loss = loss + cfg.consistency_weight * torch.stack(cons).mean()
+    return loss
+
+
+def _state(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    step: int,
+    best: float,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "config": cfg.to_json(),
+        "model": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": step,
+        "best": best,
+        "history": history,
+    }
+
+
+def run_training(
+    cfg: TrainConfig,
+    out_dir: Path,
+    resume: bool = False,
+    device: str = "cpu",
+    on_step: StepHook | None = None,
+    on_val: ValHook | None = None,
+) -> TrainResult:
+    """Train `cfg.kind` into `out_dir` (created); with `resume`, continue from `last.pt`."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = build_net(cfg.kind, cfg.arch or None).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, history = 0, math.inf, []
+    last = out_dir / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise OptionError(f"--resume: no {last} to resume from")
+        state = load_checkpoint(last)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, best, history = state["step"], state["best"], state["history"]
+    coarse_net = None
+    if cfg.kind == "refiner" and cfg.coarse_checkpoint:
+        coarse_net = net_from_checkpoint(load_checkpoint(Path(cfg.coarse_checkpoint))).to(device)
+    (out_dir / "config.json").write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
+    data = _Data(cfg)
+    validate = validate_coarse if cfg.kind == "coarse" else validate_refiner
+    start, metrics = time.time(), {}
+    try:
+        while step < cfg.steps:
+            rng = np.random.default_rng([cfg.seed, step])
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            net.train()
+            if cfg.kind == "coarse":
+                loss = _coarse_step(net, cfg, data, rng, device)
+            else:
+                loss = _refiner_step(net, cfg, data, rng, device, coarse_net)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            step += 1
+            if on_step:
+                on_step(step, float(loss.detach()))
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                metrics = validate(net, data.val, device)
+                metrics.update(step=step, loss=float(loss), seconds=time.time() - start)
+                history.append(metrics)
+                if metrics["score"] < best:
+                    best = metrics["score"]
+                    save_checkpoint(out_dir / "best.pt", _state(net, opt, cfg, step, best, history))
+                save_checkpoint(last, _state(net, opt, cfg, step, best, history))
+                if on_val:
+                    on_val(step, metrics)
+    except KeyboardInterrupt:
+        save_checkpoint(last, _state(net, opt, cfg, step, best, history))
+        raise
+    return TrainResult(out_dir, step, best, metrics, time.time() - start)

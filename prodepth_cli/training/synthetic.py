@@ -1,0 +1,389 @@
+"""Synthetic RGB + exact disparity scenes, ray-cast on the CPU with numpy and OpenCV.
+
+A scene is a ground plane, optional room walls or a far background, textured slanted boxes
+and quads, spheres, vertical poles and hanging wires, composited with a z-buffer. The camera
+follows the pinhole model: a pixel (u, v) casts the ray `r = R @ ((u-cx)/f, (v-cy)/f, 1)`
+and a hit at parameter t lies at camera depth Z = t metres; disparity is 1 / Z (1/m,
+larger = nearer, 0 for the sky). Photometric effects (shading, haze, defocus, noise, colour
+jitter) are applied to the image only, so the disparity stays exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from prodepth_cli.training.textures import texture_bank
+
+
+@dataclass(frozen=True)
+class SyntheticSample:
+    """One rendered scene.
+
+    rgb: `(H, W, 3)` float32 in [0, 1]; disparity: `(H, W)` float32 in 1/m (larger = nearer,
+    0 = sky); valid: `(H, W)` bool, True where the disparity is exact.
+    """
+
+    rgb: np.ndarray
+    disparity: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass
+class _Canvas:
+    """The z-buffer being painted: rays `(H, W, 3)`, disparity, colour, shading."""
+
+    rays: np.ndarray
+    disp: np.ndarray
+    rgb: np.ndarray
+
+    def paint(self, disp: np.ndarray, rgb: np.ndarray, hit: np.ndarray, box: tuple) -> None:
+        """Z-test `disp` (over `box` = (y0, y1, x0, x1)) and keep the nearer surface."""
+        y0, y1, x0, x1 = box
+        cur = self.disp[y0:y1, x0:x1]
+        win = hit & (disp > cur)
+        cur[win] = disp[win]
+        self.rgb[y0:y1, x0:x1][win] = rgb[win]
+
+
+def _rotation(pitch: float, roll: float, yaw: float) -> np.ndarray:
+    cp, sp, cr, sr, cy, sy = (
+        np.cos(pitch),
+        np.sin(pitch),
+        np.cos(roll),
+        np.sin(roll),
+        np.cos(yaw),
+        np.sin(yaw),
+    )
+    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    return ry @ rx @ rz
+
+
+def _sample_texture(tex: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+    """Texture looked up at surface coordinates (a, b) metres, `scale` texture px per metre."""
+    size = tex.shape[0]
+    mx = np.mod(a * scale, size - 1).astype(np.float32)
+    my = np.mod(b * scale, size - 1).astype(np.float32)
+    return cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _lambert(normal: np.ndarray, light: np.ndarray, ambient: float) -> np.ndarray:
+    """Shading factor for normals `(..., 3)` facing the camera, in [ambient, 1]."""
+    return ambient + (1 - ambient) * np.clip(normal @ light, 0, 1)
+
+
+def _plane_hits(
+    rays: np.ndarray,
+    normal: np.ndarray,
+    point: np.ndarray,
+    extent: tuple[np.ndarray, np.ndarray, float, float] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ray parameter t (= depth, m), hit mask and surface coordinates (a, b) for `rays`."""
+    denom = rays @ normal
+    k = float(normal @ point)
+    t = k / np.where(np.abs(denom) < 1e-9, 1e-9, denom)
+    hit = t > 0.05
+    if extent is None:
+        e1 = np.cross(normal, [0.0, 0.0, 1.0] if abs(normal[2]) < 0.9 else [1.0, 0.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(normal, e1)
+    else:
+        e1, e2 = extent[0], extent[1]
+    rel = rays * t[..., None] - point
+    a, b = rel @ e1, rel @ e2
+    if extent is not None:
+        hit &= (np.abs(a) <= extent[2]) & (np.abs(b) <= extent[3])
+    return t, hit, a, b
+
+
+def _window(hit_coarse: np.ndarray, stride: int, shape: tuple[int, int]) -> tuple | None:
+    """Full-resolution box (y0, y1, x0, x1) around the hits of a grid sampled every `stride`
+    pixels, grown by one cell; None when nothing was hit."""
+    ys, xs = np.nonzero(hit_coarse)
+    if len(ys) == 0:
+        return None
+    h, w = shape
+    y0, y1 = max(0, (ys.min() - 1) * stride), min(h, (ys.max() + 2) * stride)
+    x0, x1 = max(0, (xs.min() - 1) * stride), min(w, (xs.max() + 2) * stride)
+    return (y0, y1, x0, x1)
+
+
+def _plane(
+    cv: _Canvas,
+    normal: np.ndarray,
+    point: np.ndarray,
+    tex: np.ndarray,
+    rng: np.random.Generator,
+    extent: tuple[np.ndarray, np.ndarray, float, float] | None,
+    light: np.ndarray,
+) -> None:
+    """Paint the plane through `point` with `normal`; `extent` = (e1, e2, half1, half2) bounds
+    it to a rectangle spanned by unit vectors e1, e2 around `point` (None: infinite)."""
+    h, w = cv.disp.shape
+    box: tuple | None = (0, h, 0, w)
+    if extent is not None:  # find the rectangle on a coarse grid first: most are small
+        stride = 8
+        _, coarse, _, _ = _plane_hits(cv.rays[::stride, ::stride], normal, point, extent)
+        box = _window(coarse, stride, (h, w))
+        if box is None:
+            return
+    y0, y1, x0, x1 = box
+    t, hit, a, b = _plane_hits(cv.rays[y0:y1, x0:x1], normal, point, extent)
+    if not hit.any():
+        return
+    disp = np.where(hit, 1.0 / np.maximum(t, 1e-6), 0).astype(np.float32)
+    scale = rng.uniform(60, 400)
+    color = _sample_texture(tex, a + 1000.0, b + 1000.0, scale)
+    facing = -normal if normal @ point > 0 else normal
+    shade = float(_lambert(facing, light, rng.uniform(0.3, 0.6)))
+    tint = rng.uniform(0.6, 1.2, 3).astype(np.float32)
+    cv.paint(disp, np.clip(color * shade * tint, 0, 1), hit, box)
+
+
+def _sphere(
+    cv: _Canvas,
+    center: np.ndarray,
+    radius: float,
+    tex: np.ndarray,
+    light: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Paint a textured, Lambert-shaded sphere."""
+    h, w = cv.disp.shape
+    r = cv.rays
+    a = np.einsum("hwc,hwc->hw", r, r)
+    b = r @ center
+    c = float(center @ center - radius**2)
+    disc = b * b - a * c
+    hit = disc > 0
+    t = (b - np.sqrt(np.maximum(disc, 0))) / a
+    hit &= t > 0.05
+    if not hit.any():
+        return
+    pts = r * t[..., None]
+    nrm = (pts - center) / radius
+    u = np.arctan2(nrm[..., 0], nrm[..., 2]) * radius
+    v = np.arcsin(np.clip(nrm[..., 1], -1, 1)) * radius
+    color = _sample_texture(tex, u + 100.0, v + 100.0, rng.uniform(100, 400))
+    shade = _lambert(nrm, light, rng.uniform(0.15, 0.4))[..., None]
+    disp = np.where(hit, 1.0 / np.maximum(t, 1e-6), 0).astype(np.float32)
+    cv.paint(disp, np.clip(color * shade, 0, 1).astype(np.float32), hit, (0, h, 0, w))
+
+
+def _cylinder(
+    cv: _Canvas,
+    base: np.ndarray,
+    radius: float,
+    height: float,
+    tex: np.ndarray,
+    light: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Paint a vertical cylinder (world y is down) standing at `base` (its bottom centre)."""
+    h, w = cv.disp.shape
+    r = cv.rays
+    rx, rz = r[..., 0], r[..., 2]
+    cx, cz = base[0], base[2]
+    a = rx * rx + rz * rz
+    b = rx * cx + rz * cz
+    c = cx * cx + cz * cz - radius**2
+    disc = b * b - a * c
+    hit = disc > 0
+    t = (b - np.sqrt(np.maximum(disc, 0))) / np.maximum(a, 1e-12)
+    y = r[..., 1] * t
+    hit &= (t > 0.05) & (y <= base[1]) & (y >= base[1] - height)
+    if not hit.any():
+        return
+    nx, nz = (rx * t - cx) / radius, (rz * t - cz) / radius
+    nrm = np.stack([nx, np.zeros_like(nx), nz], -1)
+    color = _sample_texture(tex, np.arctan2(nx, nz) * radius + 100, y + 100, rng.uniform(100, 400))
+    shade = _lambert(nrm, light, rng.uniform(0.2, 0.5))[..., None]
+    disp = np.where(hit, 1.0 / np.maximum(t, 1e-6), 0).astype(np.float32)
+    cv.paint(disp, np.clip(color * shade, 0, 1).astype(np.float32), hit, (0, h, 0, w))
+
+
+def _wire(
+    cv: _Canvas,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    sag: float,
+    thickness: int,
+    color: np.ndarray,
+    intr: tuple[float, float, float],
+    rot: np.ndarray,
+) -> None:
+    """Paint a hanging wire (a parabola from p0 to p1 sagging by `sag` m) as thin segments."""
+    f, cx, cy = intr
+    h, w = cv.disp.shape
+    s = np.linspace(0, 1, 64)[:, None]
+    pts = p0 * (1 - s) + p1 * s
+    pts[:, 1] += sag * 4 * s[:, 0] * (1 - s[:, 0])
+    cam = pts @ rot  # world -> camera frame: R^T p for each row p (R orthonormal)
+    if np.any(cam[:, 2] <= 0.1):
+        return
+    uv = np.stack([f * cam[:, 0] / cam[:, 2] + cx, f * cam[:, 1] / cam[:, 2] + cy], 1)
+    layer = np.zeros((h, w), np.float32)
+    for i in range(len(uv) - 1):
+        d = 0.5 * (1 / cam[i, 2] + 1 / cam[i + 1, 2])
+        a = tuple(np.round(uv[i] * 16).astype(int))
+        b = tuple(np.round(uv[i + 1] * 16).astype(int))
+        cv2.line(layer, a, b, float(d), thickness, cv2.LINE_8, shift=4)
+    hit = layer > 0
+    if hit.any():
+        rgb = np.broadcast_to(color.astype(np.float32), (h, w, 3))
+        cv.paint(layer, rgb, hit, (0, h, 0, w))
+
+
+def _box(
+    cv: _Canvas,
+    center: np.ndarray,
+    half: np.ndarray,
+    yaw: float,
+    tex: np.ndarray,
+    light: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Paint the six faces of a box rotated by `yaw` about the vertical axis."""
+    rot = _rotation(0.0, 0.0, yaw)
+    axes = rot.T  # rows: box axes in world coordinates
+    for i in range(3):
+        j, k = [m for m in range(3) if m != i]
+        for sign in (-1.0, 1.0):
+            n = axes[i] * sign
+            extent = (axes[j], axes[k], float(half[j]), float(half[k]))
+            face = center + n * half[i]
+            if n @ face < 0:  # back faces are hidden: skip them
+                _plane(cv, n, face, tex, rng, extent, light)
+
+
+def _sky(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    top, bottom = rng.uniform(0.3, 1.0, 3), rng.uniform(0.5, 1.0, 3)
+    g = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    sky = top * (1 - g) + bottom * g
+    return np.broadcast_to(sky, (h, w, 3)).astype(np.float32).copy()
+
+
+def _defocus(rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Depth-dependent blur: blend of a few blur levels chosen by |disp - focus disp|."""
+    focus = float(np.quantile(disp, rng.uniform(0.2, 0.9)))
+    spread = np.abs(disp - focus) / max(float(disp.max()), 1e-6)
+    max_sigma = rng.uniform(0.5, 3.0) * rgb.shape[1] / 512
+    sigma = np.clip(spread * max_sigma * 3, 0, max_sigma)
+    levels = np.linspace(0, max_sigma, 4)
+    blurred = [rgb] + [cv2.GaussianBlur(rgb, (0, 0), s) for s in levels[1:]]
+    pos = np.clip(sigma / max(levels[1], 1e-6), 0, len(levels) - 1.001)
+    lo = np.floor(pos).astype(int)
+    frac = (pos - lo)[..., None]
+    stack = np.stack(blurred, 0)
+    yy, xx = np.indices(lo.shape)
+    return stack[lo, yy, xx] * (1 - frac) + stack[lo + 1, yy, xx] * frac
+
+
+def _photometric(rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Haze, defocus, colour jitter, vignetting and sensor noise; returns float32 in [0, 1]."""
+    if rng.random() < 0.5:
+        depth = 1.0 / np.maximum(disp, 1e-3)
+        beta = rng.uniform(0.005, 0.08)
+        t = np.exp(-beta * depth)[..., None]
+        haze = rng.uniform(0.6, 1.0, 3).astype(np.float32)
+        rgb = rgb * t + haze * (1 - t)
+    if rng.random() < 0.6:
+        rgb = _defocus(rgb.astype(np.float32), disp, rng)
+    gains = rng.uniform(0.8, 1.2, 3)
+    rgb = np.clip(rgb * gains * rng.uniform(0.7, 1.3), 0, 1) ** rng.uniform(0.7, 1.4)
+    gray = rgb.mean(-1, keepdims=True)
+    rgb = gray + (rgb - gray) * rng.uniform(0.5, 1.4)
+    h, w = disp.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (0.25 * (w * w + h * h))
+    rgb = rgb * (1 - rng.uniform(0, 0.4) * r2)[..., None]
+    rgb = rgb + rng.normal(0, rng.uniform(0.002, 0.03), rgb.shape)
+    return np.clip(rgb, 0, 1).astype(np.float32)
+
+
+def render_scene(seed: int, height: int, width: int) -> SyntheticSample:
+    """Render the scene of `seed` at `(height, width)` pixels; same seed -> identical arrays."""
+    rng = np.random.default_rng(seed)
+    bank = texture_bank()
+
+    def tex() -> np.ndarray:
+        return bank[rng.integers(len(bank))]
+
+    f = width * rng.uniform(0.6, 1.5)
+    cx = width / 2 + rng.uniform(-0.05, 0.05) * width
+    cy = height / 2 + rng.uniform(-0.05, 0.05) * height
+    rot = _rotation(rng.uniform(-0.25, 0.3), rng.uniform(-0.06, 0.06), 0.0)
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    rays_cam = np.stack([(u - cx) / f, (v - cy) / f, np.ones_like(u)], -1)
+    rays = rays_cam @ rot.T.astype(np.float32)  # world frame: y down, camera at origin
+    cv = _Canvas(rays, np.zeros((height, width), np.float32), _sky(height, width, rng))
+    light = rng.normal(size=3)
+    light[1] = -abs(light[1])  # light from above
+    light /= np.linalg.norm(light)
+    cam_h = rng.uniform(0.8, 2.5)
+    indoor = rng.random() < 0.5
+    up = np.array([0.0, 1.0, 0.0])
+    _plane(cv, up, np.array([0, cam_h, 0]), tex(), rng, None, light)  # ground
+    if indoor:
+        depth, half_w = rng.uniform(3, 12), rng.uniform(1.5, 5)
+        yaw = rng.uniform(-0.4, 0.4)
+        back = np.array([np.sin(yaw), 0, np.cos(yaw)])
+        _plane(cv, back, back * depth, tex(), rng, None, light)
+        for side in (-1, 1):
+            if rng.random() < 0.8:
+                n = np.array([np.cos(yaw) * side, 0, -np.sin(yaw) * side])
+                _plane(cv, n, n * half_w, tex(), rng, None, light)
+        if rng.random() < 0.5:
+            _plane(cv, up, np.array([0, cam_h - rng.uniform(2.4, 3.5), 0]), tex(), rng, None, light)
+    elif rng.random() < 0.6:  # a far slanted background (hill / building front)
+        yaw = rng.uniform(-0.8, 0.8)
+        back = np.array([np.sin(yaw), rng.uniform(-0.1, 0.1), np.cos(yaw)])
+        back /= np.linalg.norm(back)
+        _plane(cv, back, back * rng.uniform(15, 80), tex(), rng, None, light)
+    max_z = 10.0 if indoor else 30.0
+
+    def spots() -> np.ndarray:
+        # log-uniform distances: many mid-range objects, few that fill the frame
+        return np.array([rng.uniform(-0.8, 0.8), 0, 1]) * np.exp(
+            rng.uniform(np.log(1.5), np.log(max_z))
+        )
+
+    for _ in range(rng.integers(2, 9)):
+        p = spots()
+        half = rng.uniform(0.1, 1.2, 3) * (1 + p[2] / 10)
+        p[1] = cam_h - half[1] * (rng.random() < 0.7) - rng.uniform(0, 1.5) * (rng.random() < 0.3)
+        _box(cv, p, half, rng.uniform(0, np.pi), tex(), light, rng)
+    for _ in range(rng.integers(0, 5)):  # slanted free-floating quads (boards, signs)
+        p = spots()
+        p[1] = cam_h - rng.uniform(0.3, 2.5)
+        n = rng.normal(size=3)
+        n[2] = -abs(n[2]) - 0.5
+        n /= np.linalg.norm(n)
+        e1 = np.cross(n, up)
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(n, e1)
+        ext = (e1, e2, float(rng.uniform(0.2, 1.5)), float(rng.uniform(0.2, 1.5)))
+        _plane(cv, n, p, tex(), rng, ext, light)
+    for _ in range(rng.integers(0, 4)):
+        p = spots()
+        rad = rng.uniform(0.15, 1.0)
+        p[1] = cam_h - rad if rng.random() < 0.7 else cam_h - rng.uniform(rad, 2.5)
+        _sphere(cv, p, rad, tex(), light, rng)
+    poles = []
+    for _ in range(rng.integers(0, 6)):  # thin structures
+        p = spots()
+        p[1] = cam_h
+        height_m = rng.uniform(1.5, 6)
+        _cylinder(cv, p, rng.uniform(0.01, 0.08), height_m, tex(), light, rng)
+        poles.append(p - np.array([0, height_m, 0]))
+    for a, b in zip(poles[:-1], poles[1:], strict=True):
+        if rng.random() < 0.7:
+            thick = max(1, int(round(width / 700 * rng.uniform(0.6, 2))))
+            _wire(cv, a, b, rng.uniform(0.05, 0.8), thick, rng.uniform(0, 0.4, 3), (f, cx, cy), rot)
+    rgb = _photometric(cv.rgb, cv.disp, rng)
+    valid = np.isfinite(cv.disp)
+    return SyntheticSample(rgb, cv.disp.astype(np.float32), valid)

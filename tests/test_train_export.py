@@ -1,0 +1,105 @@
+"""A few training steps, export to ONNX, and onnxruntime agreeing with torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from prodepth_cli.training.config import make_config  # noqa: E402
+from prodepth_cli.training.export import export_checkpoint  # noqa: E402
+from prodepth_cli.training.loop import run_training  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_data = pytest.mark.skipif(
+    not (DATA / "train").is_dir(), reason=f"{DATA} absent: real training pairs needed"
+)
+
+TINY = {
+    "coarse": dict(steps=2, val_every=2, batch=2, size=64, val_synthetic=1, threads=1),
+    "refiner": dict(
+        steps=2,
+        val_every=2,
+        batch=1,
+        size=64,
+        patch=64,
+        overlap=16,
+        image_side=128,
+        val_synthetic=1,
+        threads=1,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    out = {}
+    for kind, overrides in TINY.items():
+        folder = tmp_path_factory.mktemp(kind)
+        result = run_training(make_config(kind, overrides), folder)
+        assert result.step == 2
+        out[kind] = folder
+    return out
+
+
+@needs_data
+@pytest.mark.parametrize("kind", ["coarse", "refiner"])
+def test_train_writes_last_and_best_checkpoints(runs, kind):
+    assert (runs[kind] / "last.pt").is_file()
+    assert (runs[kind] / "best.pt").is_file()
+
+
+@needs_data
+def test_resume_continues_from_last_step(runs):
+    cfg = make_config("coarse", {**TINY["coarse"], "steps": 3})
+    result = run_training(cfg, runs["coarse"], resume=True)
+    assert result.step == 3  # one more step, not three
+
+
+@needs_data
+@pytest.mark.parametrize("kind", ["coarse", "refiner"])
+def test_export_round_trip_matches_torch(runs, kind, tmp_path):
+    onnx_path = tmp_path / f"prodepth-{kind}.onnx"
+    result = export_checkpoint(runs[kind] / "last.pt", onnx_path)
+    assert result.max_abs_diff <= 1e-3  # the contract the export enforces
+    spec = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert spec["input"] == "image" and spec["output"] == "disparity"
+    assert spec["multiple"] == 32
+    assert spec["align"] == ("affine" if kind == "coarse" else "none")
+    if kind == "refiner":
+        assert spec["coarse_input"] == "coarse"
+        assert spec["coarse_model"] == "prodepth-coarse.onnx"
+    import onnx
+
+    assert onnx.load(str(onnx_path)).ir_version <= 13  # onnxruntime 1.31 reads IR <= 13
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feed = {"image": np.zeros((2, 3, 96, 160), np.float32)}  # dynamic batch, H and W
+    if kind == "refiner":
+        feed["coarse"] = np.full((2, 1, 96, 160), 0.5, np.float32)
+    (out,) = sess.run(["disparity"], feed)
+    assert out.shape == (2, 1, 96, 160)
+
+
+@needs_data
+def test_export_fp16_keeps_float32_io(runs, tmp_path):
+    onnx_path = tmp_path / "coarse16.onnx"
+    result = export_checkpoint(runs["coarse"] / "last.pt", onnx_path, fp16=True)
+    assert result.max_abs_diff <= 2e-2  # half precision: about 3 decimal digits
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].type == "tensor(float)"
+
+
+def test_refiner_starts_as_identity_of_coarse():
+    """A fresh refiner returns its coarse input: training starts from 'trust the coarse'."""
+    from prodepth_cli.nets import build_net
+
+    net = build_net("refiner").eval()
+    coarse = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 64, 64), coarse)
+    assert torch.equal(out, coarse)
