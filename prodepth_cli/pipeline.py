@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from prodepth_cli.io.read import RowBuffer, open_image, read_thumbnail, to_unit_rgb
-from prodepth_cli.io.write import RawRows, atomic_output, write_depth
+from prodepth_cli.io.write import RawRows, write_colormap, write_depth
 from prodepth_cli.models.runtime import DepthModel, Network
 from prodepth_cli.tiling.align import align_to_coarse, crop_coarse
 from prodepth_cli.tiling.blend import BandBlender
@@ -28,8 +28,11 @@ TileCallback = Callable[[int], None]  # called with the number of tiles just fin
 
 
 class RowSource(Protocol):
+    """Rows of an image, top to bottom, as stored (white at `full_scale`)."""
+
     width: int
     height: int
+    full_scale: float
 
     def rows(self, y0: int, y1: int) -> np.ndarray: ...
 
@@ -50,23 +53,19 @@ class ArraySource:
     rgb: np.ndarray
     width: int = field(init=False)
     height: int = field(init=False)
+    full_scale: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.height, self.width = self.rgb.shape[:2]
+        scales = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+        self.full_scale = scales.get(self.rgb.dtype, 1.0)
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
-        return to_unit_float(self.rgb[y0:y1])
+        return self.rgb[y0:y1]
 
     def thumbnail(self, max_side: int) -> np.ndarray:
-        return resize_to(
-            self.rows(0, self.height), _fit_long_side(self.height, self.width, max_side)
-        )
-
-
-def to_unit_float(rgb: np.ndarray) -> np.ndarray:
-    """uint8/uint16 (or float in [0, 1]) RGB or grey to float32 RGB `(h, w, 3)` in [0, 1]."""
-    full_scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(rgb.dtype, 1.0)
-    return to_unit_rgb(rgb, full_scale)
+        size = _fit_long_side(self.height, self.width, max_side)
+        return resize_to(to_unit_rgb(self.rgb, self.full_scale), size)
 
 
 def resize_to(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -110,7 +109,8 @@ def iter_depth_rows(
         band = source.rows(plan.ys[row], plan.ys[row] + plan.tile_h)
         for start in range(0, len(tiles), options.batch):
             chunk = tiles[start : start + options.batch]
-            for tile, disp in zip(chunk, _run_tiles(band, chunk, net, coarse, hw), strict=True):
+            maps = _run_tiles(band, source.full_scale, chunk, net, coarse, hw)
+            for tile, disp in zip(chunk, maps, strict=True):
                 if coarse is not None and net.spec.align == "affine":
                     disp = align_to_coarse(disp, coarse, hw, tile.box)
                 blender.add(tile.row, tile.col, disp)
@@ -121,15 +121,19 @@ def iter_depth_rows(
 
 def _run_tiles(
     band: np.ndarray,
+    full_scale: float,
     tiles: list[Tile],
     net: Network,
     coarse: np.ndarray | None,
     hw: tuple[int, int],
 ) -> list[np.ndarray]:
-    """Run a batch of same-size tiles; returns each tile's `(h, w)` disparity at full size."""
+    """Run a batch of same-size tiles cut from `band` (rows as stored, white at `full_scale`);
+    returns each tile's `(h, w)` disparity at full size."""
     th, tw = tiles[0].h, tiles[0].w
     size = net.input_hw(th, tw)
-    rgb = np.stack([resize_to(band[:, t.x : t.x + tw], size) for t in tiles])
+    rgb = np.stack(
+        [resize_to(to_unit_rgb(band[:, t.x : t.x + tw], full_scale), size) for t in tiles]
+    )
     crops = None
     if net.spec.is_refiner:
         crops = np.stack([crop_coarse(coarse, hw, t.box, size) for t in tiles])
@@ -204,8 +208,7 @@ def depth_file(
             raw.write(rows)
         write_depth(raw, dst, fmt)
         if colormap is not None:
-            with atomic_output(colormap) as tmp:
-                raw.save_colormap(tmp)
+            write_colormap(raw, colormap)
     return DepthReport(
         str(src),
         str(dst),

@@ -47,7 +47,7 @@ class ImageSource:
     def __post_init__(self) -> None:
         # One region over one pipeline: its reads share the sequential decoder's position.
         self._region = pyvips.Region.new(self.image)
-        self._dtype = np.dtype(_NUMPY_FORMAT[self.image.format])
+        self.dtype = np.dtype(_NUMPY_FORMAT[self.image.format])
 
     @property
     def width(self) -> int:
@@ -58,7 +58,8 @@ class ImageSource:
         return self.image.height
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows `[y0, y1)` as float32 RGB in [0, 1], shape `(y1 - y0, W, 3)`.
+        """Rows `[y0, y1)` as stored, `(y1 - y0, W, 3)` (uint8, uint16 or float; white at
+        `full_scale`): kept compact until a tile needs them as floats.
 
         Calls must move down the image (sequential decoding); `RowBuffer` keeps the overlap.
         """
@@ -68,8 +69,7 @@ class ImageSource:
             raise InputError(
                 f"{self.name}: truncated or corrupt image (rows {y0}-{y1}: {_first_line(exc)})"
             ) from None
-        strip = np.frombuffer(data, self._dtype).reshape(y1 - y0, self.width, 3)
-        return to_unit_rgb(strip, self.full_scale)
+        return np.frombuffer(data, self.dtype).reshape(y1 - y0, self.width, 3)
 
 
 def open_image(path: str | Path, data: bytes | None = None) -> ImageSource:
@@ -118,8 +118,9 @@ class RowBuffer:
     def __init__(self, source: ImageSource):
         self.source = source
         self._y0 = 0
-        self._rows = np.zeros((0, source.width, 3), np.float32)
+        self._rows = np.zeros((0, source.width, 3), source.dtype)
         self.width, self.height = source.width, source.height
+        self.full_scale = source.full_scale
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Rows `[y0, y1)`; `y0` must not go back above an earlier call's `y0`."""

@@ -2,7 +2,8 @@
 
 The pipeline yields rows top to bottom; per-image normalisation (16-bit PNG) needs the whole
 map's range first, so rows go to an uncompressed float32 scratch file (disk, not memory) and
-libvips encodes from it in strips: PNG and TIFF never hold the map whole.
+the encoders read it back in strips (pypng for PNG, tifffile for TIFF): no output format
+ever holds the map whole.
 
 Conventions: relative inverse depth, larger = nearer. `png16` maps the image's own range to
 0..65535 (near = bright); `tiff` (float32, tiled, deflate, BigTIFF when large), `pfm` and `npy`
@@ -17,15 +18,19 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
-import pyvips
+import png
+import tifffile
 
 from prodepth_cli.errors import OutputError
 
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
 _BIGTIFF_BYTES = 2**31
+_TIFF_TILE = 256
+_PNG_LEVEL = 3  # zlib level: 6 (the default) is slower for a file barely smaller
 
 
 @contextlib.contextmanager
@@ -75,22 +80,10 @@ class RawRows:
         self._file.write(rows.tobytes())
         self.rows_written += len(rows)
 
-    def image(self) -> pyvips.Image:
-        """The whole map as a lazily read libvips image (float, one band)."""
-        self._file.flush()
-        if self.rows_written != self.height:
-            raise RuntimeError(f"{self.rows_written} of {self.height} rows written")
-        return pyvips.Image.rawload(str(self.path), self.width, self.height, 1, format="float")
-
-    def normalised(self, top: float) -> pyvips.Image:
-        """The map scaled so that its range spans [0, top] (near = `top`), offset by half a
-        level so that the integer cast that follows rounds instead of truncating."""
-        span = self.hi - self.lo
-        gain = top / span if span > 0 else 0.0
-        return self.image().linear(gain, 0.5 - self.lo * gain)
-
     def strips(self, rows: int = 256, reverse: bool = False) -> Iterator[np.ndarray]:
         """The map as `(n, W)` float32 strips, top to bottom (or bottom to top)."""
+        if self.rows_written != self.height:
+            raise RuntimeError(f"{self.rows_written} of {self.height} rows written")
         self._file.flush()
         starts = range(0, self.height, rows)
         with open(self.path, "rb") as f:
@@ -100,12 +93,12 @@ class RawRows:
                 strip = np.frombuffer(f.read(n * self.width * 4), np.float32)
                 yield strip.reshape(n, self.width)
 
-    def save_colormap(self, path: Path) -> None:
-        """An 8-bit colour preview (turbo colour map, near = warm) as PNG at `path`."""
-        grey = self.normalised(255.0).cast("uchar")
-        lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
-        lut_image = pyvips.Image.new_from_array(lut[:, :, ::-1].reshape(1, 256, 3).copy())
-        grey.maplut(lut_image).copy(interpretation="srgb").pngsave(str(path), compression=3)
+    def levels(self, top: float, dtype: np.dtype) -> Iterator[np.ndarray]:
+        """Strips with the map's range mapped to integer levels 0..`top` (near = `top`)."""
+        span = self.hi - self.lo
+        gain = top / span if span > 0 else 0.0
+        for strip in self.strips():
+            yield ((strip - self.lo) * gain + 0.5).astype(dtype)
 
 
 def write_depth(raw: RawRows, dst: str | Path, fmt: str) -> None:
@@ -115,31 +108,58 @@ def write_depth(raw: RawRows, dst: str | Path, fmt: str) -> None:
     if str(dst) == "-":
         if fmt != "png16":
             raise OutputError("-o -: standard output carries PNG only (--format png16)")
-        sys.stdout.buffer.write(_png16(raw).pngsave_buffer(compression=3))
+        _write_png16(raw, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
     with atomic_output(dst) as tmp:
-        _ENCODERS[fmt](raw, tmp)
+        _SAVERS[fmt](raw, tmp)
 
 
-def _png16(raw: RawRows) -> pyvips.Image:
-    return raw.normalised(65535.0).cast("ushort").copy(interpretation="grey16")
+def write_colormap(raw: RawRows, dst: str | Path) -> None:
+    """An 8-bit colour preview of `raw` (turbo colour map, near = warm) as PNG, atomically."""
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
+    lut = lut[:, 0, ::-1]  # (256, 3) RGB
+    rows = (lut[level].tobytes() for strip in raw.levels(255.0, np.uint8) for level in strip)
+    with atomic_output(dst) as tmp, open(tmp, "wb") as f:
+        png.Writer(
+            raw.width, raw.height, greyscale=False, bitdepth=8, compression=_PNG_LEVEL
+        ).write_packed(f, rows)
+
+
+def _write_png16(raw: RawRows, f: BinaryIO) -> None:
+    rows = (row.tobytes() for strip in raw.levels(65535.0, np.dtype(">u2")) for row in strip)
+    png.Writer(
+        raw.width, raw.height, greyscale=True, bitdepth=16, compression=_PNG_LEVEL
+    ).write_packed(f, rows)
 
 
 def _save_png16(raw: RawRows, path: Path) -> None:
-    _png16(raw).pngsave(str(path), compression=3)
+    with open(path, "wb") as f:
+        _write_png16(raw, f)
 
 
 def _save_tiff(raw: RawRows, path: Path) -> None:
     big = raw.width * raw.height * 4 >= _BIGTIFF_BYTES
-    raw.image().tiffsave(
-        str(path),
-        tile=True,
-        tile_width=256,
-        tile_height=256,
-        compression="deflate",  # no float predictor: few TIFF readers decode it
+    tifffile.imwrite(
+        path,
+        data=_tiff_tiles(raw),
+        shape=(raw.height, raw.width),
+        dtype=np.float32,
+        tile=(_TIFF_TILE, _TIFF_TILE),
+        compression="zlib",
         bigtiff=big,
     )
+
+
+def _tiff_tiles(raw: RawRows) -> Iterator[np.ndarray]:
+    """Row-major 256x256 tiles, zero-padded past the right and bottom edges."""
+    t = _TIFF_TILE
+    padded_w = -(-raw.width // t) * t
+    for strip in raw.strips(t):
+        block = np.zeros((t, padded_w), np.float32)
+        block[: len(strip), : raw.width] = strip
+        for x in range(0, padded_w, t):
+            yield block[:, x : x + t]
 
 
 def _save_pfm(raw: RawRows, path: Path) -> None:
@@ -158,4 +178,4 @@ def _save_npy(raw: RawRows, path: Path) -> None:
             f.write(strip.tobytes())
 
 
-_ENCODERS = {"png16": _save_png16, "tiff": _save_tiff, "pfm": _save_pfm, "npy": _save_npy}
+_SAVERS = {"png16": _save_png16, "tiff": _save_tiff, "pfm": _save_pfm, "npy": _save_npy}
