@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from prodepth_cli.commands.depth import depth
+from prodepth_cli.commands.eval import eval_command
+from prodepth_cli.commands.export import export
 from prodepth_cli.commands.models import models
+from prodepth_cli.commands.train import train
 
 app = typer.Typer(
     name="prodepth",
@@ -17,6 +20,9 @@ app = typer.Typer(
 )
 app.command("depth")(depth)
 app.command("models")(models)
+app.command("eval")(eval_command)
+app.command("train")(train)
+app.command("export")(export)
 
 
 def main() -> None:

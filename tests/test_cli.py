@@ -51,12 +51,34 @@ def test_single_file_writes_depth_beside_it(tmp_path, pointwise_exact):
 
 def test_json_lines_describe_each_result(tmp_path, pointwise_exact):
     src = _image(tmp_path / "a.png", 100, 300)
-    result = _depth(str(src), "-o", str(tmp_path / "d.tif"), "--format", "tiff",
-                    "--model", str(pointwise_exact), "--tile", "128", "--json")
+    result = _depth(
+        str(src),
+        "-o",
+        str(tmp_path / "d.tif"),
+        "--format",
+        "tiff",
+        "--model",
+        str(pointwise_exact),
+        "--tile",
+        "128",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
-    for key in ("input", "output", "width", "height", "model", "provider", "tile", "overlap",
-                "tiles", "seconds", "status", "error"):
+    for key in (
+        "input",
+        "output",
+        "width",
+        "height",
+        "model",
+        "provider",
+        "tile",
+        "overlap",
+        "tiles",
+        "seconds",
+        "status",
+        "error",
+    ):
         assert key in record
     assert (record["width"], record["height"], record["status"]) == (300, 100, "ok")
     assert record["tiles"][0] == [0, 0, 128, 100] and record["tiles"][-1][2] == 300
@@ -66,8 +88,15 @@ def test_json_lines_describe_each_result(tmp_path, pointwise_exact):
 def test_folder_outputs_mirror_its_structure_and_resume(tmp_path, pointwise_exact):
     _image(tmp_path / "in" / "a.jpg")
     _image(tmp_path / "in" / "trip" / "b.png", seed=1)
-    args = [str(tmp_path / "in"), "-r", "-o", str(tmp_path / "out"), "--model",
-            str(pointwise_exact), "--json"]
+    args = [
+        str(tmp_path / "in"),
+        "-r",
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        str(pointwise_exact),
+        "--json",
+    ]
     first = _depth(*args)
     assert first.exit_code == 0, first.stderr
     assert (tmp_path / "out" / "a_depth.png").is_file()
@@ -81,8 +110,9 @@ def test_folder_outputs_mirror_its_structure_and_resume(tmp_path, pointwise_exac
 def test_batch_goes_on_past_a_bad_file_and_reports_it(tmp_path, pointwise_exact):
     _image(tmp_path / "in" / "good.png")
     (tmp_path / "in" / "bad.png").write_bytes(b"this is not a png")
-    result = _depth(str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-                    "--model", str(pointwise_exact))
+    result = _depth(
+        str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(pointwise_exact)
+    )
     assert result.exit_code == 1
     assert (tmp_path / "out" / "good_depth.png").is_file()
     assert not (tmp_path / "out" / "bad_depth.png").exists()
@@ -118,8 +148,7 @@ def test_unwritable_output_location(tmp_path, pointwise_exact):
     src = _image(tmp_path / "p.png")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = _depth(str(src), "-o", str(blocker / "sub" / "d.png"), "--model",
-                    str(pointwise_exact))
+    result = _depth(str(src), "-o", str(blocker / "sub" / "d.png"), "--model", str(pointwise_exact))
     _assert_one_line_error(result, "d.png", "cannot write")
 
 
@@ -165,8 +194,13 @@ def _env() -> dict[str, str]:
 
 def test_stdin_to_stdout_in_a_pipeline(tmp_path, pointwise_exact):
     data = _image(tmp_path / "p.png").read_bytes()
-    done = subprocess.run([*PRODEPTH, "depth", "-", "-o", "-", "--model", str(pointwise_exact)],
-                          input=data, capture_output=True, env=_env(), timeout=120)
+    done = subprocess.run(
+        [*PRODEPTH, "depth", "-", "-o", "-", "--model", str(pointwise_exact)],
+        input=data,
+        capture_output=True,
+        env=_env(),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr.decode()
     depth = cv2.imdecode(np.frombuffer(done.stdout, np.uint8), cv2.IMREAD_UNCHANGED)
     assert depth.dtype == np.uint16 and depth.shape == (120, 160)
@@ -177,17 +211,31 @@ def test_killed_run_leaves_nothing_at_the_output_name_and_resumes(tmp_path, poin
     src = tmp_path / "big.png"
     cv2.imwrite(str(src), cv2.resize(scene_image(300, 400), (4000, 3000)))
     out = tmp_path / "big_depth.png"
-    cmd = [*PRODEPTH, "depth", str(src), "--model", str(pointwise_affine), "--tile", "64",
-           "--batch", "1"]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    cmd = [
+        *PRODEPTH,
+        "depth",
+        str(src),
+        "--model",
+        str(pointwise_affine),
+        "--tile",
+        "64",
+        "--batch",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(4.0)
     assert proc.poll() is None, "the run should still be going when it is killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists(), "a killed run leaves no partial file at the output's name"
-    done = subprocess.run([*cmd, "--tile", "1024", "--json"], env=_env(), capture_output=True,
-                          timeout=300)
+    done = subprocess.run(
+        [*cmd, "--tile", "1024", "--json"], env=_env(), capture_output=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(done.stdout)["status"] == "ok"
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (3000, 4000)
+
+
+def test_depth_starts_without_importing_torch():
+    code = "import sys, prodepth_cli.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], env=_env(), timeout=60).returncode == 0

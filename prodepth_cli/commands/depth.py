@@ -90,8 +90,11 @@ def depth(
     json_out: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Depth maps for photographs of any size: a coarse pass over the whole image, then
-    overlapping full-resolution tiles anchored to it and blended without seams."""
+    """Depth maps for photographs of any size.
+
+    A coarse pass over the whole image, then overlapping full-resolution tiles anchored to it
+    and blended without seams. Output: relative inverse depth, near = bright.
+    """
     if fmt not in FORMATS:
         fail(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     plan_tiles(tile, tile, tile, overlap)  # rejects nonsense tile/overlap before any work

@@ -36,8 +36,10 @@ def models(
     std: StdOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show each model's spec (inferred from the graph, presets and its JSON) and the
-    onnxruntime providers that load it."""
+    """Show models: their spec and the providers that load them.
+
+    The spec is inferred from the graph, then presets, the JSON beside the model and options.
+    """
     shipped = sorted(MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
     default = default_model_path()
     table = Table("model", "spec", "providers", "default", show_lines=True)

@@ -196,6 +196,9 @@ def _session(path: Path, device: str) -> ort.InferenceSession:
         raise ModelError("--device cuda: this onnxruntime has no CUDA provider")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # The arena keeps every size it has ever served: with tiles that differ at image borders
+    # it held 200 MB more at peak for no measurable speed-up.
+    options.enable_cpu_mem_arena = False
     try:
         # A GPU provider that cannot load (no CUDA here) would print errors on every start.
         with _quiet_ort_logs(enabled=len(providers) > 1):

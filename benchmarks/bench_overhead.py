@@ -1,0 +1,75 @@
+"""Pipeline overhead: `prodepth depth` wall time / model-only time for the same tiles.
+
+One run: the pipeline processes the photograph end to end (decode, coarse pass, tiles,
+alignment, blending, PNG encoding) while every network call's inputs are recorded; then
+the recorded calls are replayed on the bare onnxruntime sessions. The ratio of the two
+walls is the pipeline's overhead (goal <= 1.10).
+
+    python benchmarks/bench_overhead.py [--model M.onnx] [--image PHOTO] [--tile 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGE = ROOT.parent / "shared" / "data" / "large" / "hubble_ngc1309_4637x4590.jpg"
+
+
+def main() -> None:
+    from prodepth_cli.models.runtime import load_model
+    from prodepth_cli.pipeline import DepthOptions, depth_file
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--kind", default=None)
+    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--batch", type=int, default=4)
+    args = parser.parse_args()
+    if not args.image.is_file():
+        raise SystemExit(f"skipped: {args.image} not found")
+
+    model = load_model(args.model, "cpu", kind=args.kind)
+    calls: list[tuple[object, tuple]] = []
+    for net in {id(n): n for n in (model.tile_net, model.coarse_net)}.values():
+        net.predict = _recording(net, net.predict, calls)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        report = depth_file(
+            args.image, Path(tmp) / "d.png", model, DepthOptions(args.tile, None, args.batch)
+        )
+        pipeline = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for predict, inputs in calls:
+        predict(*inputs)
+    model_only = time.perf_counter() - t0
+
+    print(
+        f"image     {args.image.name} ({report.width}x{report.height}, "
+        f"{len(report.tiles)} tiles of {args.tile}, batch {args.batch})"
+    )
+    print(f"model     {model.name} on {model.provider}")
+    print(f"pipeline  {pipeline:8.2f} s  (decode, coarse, tiles, align, blend, encode)")
+    print(f"model     {model_only:8.2f} s  (the same {len(calls)} network calls, replayed)")
+    print(f"overhead  {pipeline / model_only:8.3f}  (pipeline / model-only; goal <= 1.10)")
+
+
+def _recording(net, predict, calls):
+    """`predict`, also appending (bare predict, its inputs) to `calls`."""
+
+    def wrapper(*inputs):
+        calls.append((predict, inputs))
+        return predict(*inputs)
+
+    return wrapper
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
