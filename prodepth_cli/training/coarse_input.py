@@ -72,4 +72,7 @@ def target_in_frame(disp: np.ndarray, mask: np.ndarray, coarse: np.ndarray) -> n
         return coarse.copy()
     a = np.stack([g, np.ones_like(g)], 1)
     (s, t), *_ = np.linalg.lstsq(a, c, rcond=None)
+    if s <= 0:  # the coarse map has the depth order backwards: no frame to keep, use GT's
+        lo, hi = float(g.min()), float(g.max())
+        s, t = 1.0 / max(hi - lo, 1e-9), -lo / max(hi - lo, 1e-9)
     return (s * disp + t).astype(np.float32)

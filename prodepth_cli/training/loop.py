@@ -202,11 +202,12 @@ def run_training(
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             step += 1
+            loss_value = float(loss.detach())
             if on_step:
-                on_step(step, float(loss.detach()))
+                on_step(step, loss_value)
             if step % cfg.val_every == 0 or step == cfg.steps:
                 metrics = validate(net, data.val, device)
-                metrics.update(step=step, loss=float(loss), seconds=time.time() - start)
+                metrics.update(step=step, loss=loss_value, seconds=time.time() - start)
                 history.append(metrics)
                 if metrics["score"] < best:
                     best = metrics["score"]

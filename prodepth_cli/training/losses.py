@@ -50,11 +50,10 @@ def normalize_median_mad(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def align_to_target(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(aligned pred, normalised target): the target normalised by median/MAD (so losses have
-    the same magnitude for any units) and `pred` fitted onto it by least squares."""
-    tn = normalize_median_mad(target, mask)
-    s, t = fit_scale_shift(pred, tn, mask)
-    return s * pred + t, tn
+    """(aligned pred, normalised target): both normalised by their own median and mean
+    absolute deviation (MiDaS). Unlike a least-squares fit, the scale is positive by
+    construction, so a prediction with inverted depth order cannot score well."""
+    return normalize_median_mad(pred, mask), normalize_median_mad(target, mask)
 
 
 def ssi_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -93,7 +92,9 @@ def coarse_loss(
 ) -> torch.Tensor:
     """The coarse net's loss: SSI MAE+MSE plus gradient matching on the aligned prediction."""
     aligned, tn = align_to_target(pred, target, mask)
-    return ssi_loss(pred, target, mask) + grad_weight * gradient_loss(aligned, tn, mask)
+    diff = aligned - tn
+    ssi = _masked_mean(diff.abs(), mask) + _masked_mean(diff * diff, mask)
+    return ssi + grad_weight * gradient_loss(aligned, tn, mask)
 
 
 def refiner_loss(

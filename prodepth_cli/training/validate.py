@@ -42,15 +42,19 @@ def _mean_by_group(rows: list[tuple[str, dict[str, float]]]) -> dict[str, float]
 
 @torch.no_grad()
 def validate_coarse(net: nn.Module, val: list[tuple[str, Sample]], device: str) -> dict[str, float]:
-    """Mean affine-invariant AbsRel / delta1 per group; `score` (lower is better) = mean AbsRel."""
+    """Mean affine-invariant AbsRel / delta1 and rank correlation (negative: depth order
+    backwards) per group; `score` (lower is better) = mean AbsRel."""
     net.eval()
     rows = []
     for name, (rgb, disp, mask) in val:
+        scored = mask & (disp > 0)  # the sky (disparity 0) has no finite depth to compare
+        if scored.sum() < 16:
+            continue
         pred = net(image_tensor([rgb]).to(device))[0, 0].cpu().numpy()
-        s = affine_invariant_scores(pred, disp, mask)
-        rows.append((name, {"absrel": s["absrel"], "delta1": s["delta1"]}))
+        s = affine_invariant_scores(pred, disp, scored)
+        rows.append((name, {k: s[k] for k in ("absrel", "delta1", "spearman")}))
     out = _mean_by_group(rows)
-    out["score"] = float(np.mean([m["absrel"] for _, m in rows]))
+    out["score"] = float(np.nanmean([m["absrel"] for _, m in rows]))
     return out
 
 
@@ -63,6 +67,8 @@ def validate_refiner(
     net.eval()
     rows = []
     for i, (name, (rgb, disp, mask)) in enumerate(val):
+        if mask.sum() < 16:
+            continue
         coarse = simulate_coarse(disp, mask, np.random.default_rng(VAL_SEED + i))
         target = target_in_frame(disp, mask, coarse)
         pred = net(image_tensor([rgb]).to(device), map_tensor([coarse]).to(device))
@@ -79,5 +85,5 @@ def validate_refiner(
             )
         )
     out = _mean_by_group(rows)
-    out["score"] = float(np.mean([m["mae"] for _, m in rows]))
+    out["score"] = float(np.nanmean([m["mae"] for _, m in rows]))
     return out
