@@ -21,7 +21,12 @@ from prodepth_cli.commands.common import (
     note,
     progress_bar,
 )
-from prodepth_cli.errors import OptionError
+from prodepth_cli.commands.model_options import (
+    KindOption,
+    LayoutOption,
+    ModelOption,
+    spec_overrides,
+)
 from prodepth_cli.evaluation import (
     Predictor,
     evaluate,
@@ -32,8 +37,6 @@ from prodepth_cli.evaluation import (
 from prodepth_cli.gt import DEFAULT_GT_DIR, Scene, load_scenes
 
 ROWS_PRIOR = "rows prior"
-KINDS = ("disparity", "depth")
-LAYOUTS = ("NCHW", "NHWC")
 
 # (key, header, format): lower AbsRel is better, higher delta1 / rank corr / edge F1 is
 # better, seam ratio is best near 1.
@@ -48,10 +51,7 @@ COLUMNS = (
 
 @guarded
 def eval_command(
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX depth model to score (default: the shipped one)."),
-    ] = None,
+    model: ModelOption = None,
     ref: Annotated[
         Path | None,
         typer.Option("--ref", help="A second ONNX model, scored side by side with --model."),
@@ -68,14 +68,8 @@ def eval_command(
         int | None,
         typer.Option("--overlap", help="Tile overlap in pixels (default: a quarter tile)."),
     ] = None,
-    kind: Annotated[
-        str | None,
-        typer.Option("--kind", help="Override --model's output: disparity or depth."),
-    ] = None,
-    layout: Annotated[
-        str | None,
-        typer.Option("--layout", help="Override --model's input layout: NCHW or NHWC."),
-    ] = None,
+    kind: KindOption = None,
+    layout: LayoutOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
@@ -93,20 +87,6 @@ def eval_command(
             emit_json(json_safe(row))
     else:
         Console(highlight=False).print(scores_table(rows, list(predictors)))
-
-
-def spec_overrides(kind: str | None, layout: str | None) -> dict[str, str]:
-    """The --kind / --layout overrides for `load_model`, validated; unset ones left out."""
-    overrides = {}
-    if kind is not None:
-        if kind.lower() not in KINDS:
-            raise OptionError(f"--kind {kind}: choose one of {', '.join(KINDS)}")
-        overrides["kind"] = kind.lower()
-    if layout is not None:
-        if layout.upper() not in LAYOUTS:
-            raise OptionError(f"--layout {layout}: choose one of {', '.join(LAYOUTS)}")
-        overrides["layout"] = layout.upper()
-    return overrides
 
 
 def load_predictors(

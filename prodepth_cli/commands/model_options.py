@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,6 +45,28 @@ StdOption = Annotated[
 ]
 
 
+def spec_overrides(
+    kind: str | None = None,
+    layout: str | None = None,
+    size: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+) -> dict[str, Any]:
+    """The spec fields set on the command line, validated and parsed; unset ones left out."""
+    if kind is not None and kind.lower() not in ("disparity", "depth"):
+        raise OptionError(f"--kind {kind}: choose disparity or depth")
+    if layout is not None and layout.upper() not in ("NCHW", "NHWC"):
+        raise OptionError(f"--layout {layout}: choose NCHW or NHWC")
+    fields = {
+        "kind": kind and kind.lower(),
+        "layout": layout and layout.upper(),
+        "size": _parse_size(size),
+        "mean": _parse_triple("--mean", mean),
+        "std": _parse_triple("--std", std),
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def load_model_from_options(
     model: Path | None,
     device: str,
@@ -55,19 +77,7 @@ def load_model_from_options(
     std: str | None = None,
 ) -> DepthModel:
     """Load `model` with the spec overrides given on the command line."""
-    if kind is not None and kind not in ("disparity", "depth"):
-        raise OptionError(f"--kind {kind}: choose disparity or depth")
-    if layout is not None and layout.upper() not in ("NCHW", "NHWC"):
-        raise OptionError(f"--layout {layout}: choose NCHW or NHWC")
-    return load_model(
-        model,
-        device,
-        kind=kind,
-        layout=layout and layout.upper(),
-        size=_parse_size(size),
-        mean=_parse_triple("--mean", mean),
-        std=_parse_triple("--std", std),
-    )
+    return load_model(model, device, **spec_overrides(kind, layout, size, mean, std))
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
