@@ -9,6 +9,7 @@ from prodepth_cli.commands.eval import eval_command
 from prodepth_cli.commands.export import export
 from prodepth_cli.commands.models import models
 from prodepth_cli.commands.train import train
+from prodepth_cli.heap import pin_mmap_threshold
 
 app = typer.Typer(
     name="prodepth",
@@ -18,6 +19,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _process_setup() -> None:
+    pin_mmap_threshold()
+
+
 app.command("depth")(depth)
 app.command("models")(models)
 app.command("eval")(eval_command)

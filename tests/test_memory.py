@@ -1,0 +1,69 @@
+"""Memory stays bounded by one band of tiles: a 9x taller image costs no more memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyvips
+
+from tests.conftest import scene_image
+
+PEAK_RSS = """
+import resource, sys
+from prodepth_cli.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+finally:
+    print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def _tall_tiff(path: Path, width: int, height: int) -> Path:
+    """A JPEG-compressed tiled TIFF upscaled from a small scene (never decoded whole here)."""
+    small = pyvips.Image.new_from_array(np.ascontiguousarray(scene_image(90, 80)))
+    small = small.copy(interpretation="srgb")
+    big = small.resize(width / 80, vscale=height / 90, kernel="linear")
+    big.tiffsave(str(path), tile=True, compression="jpeg", Q=80, bigtiff=True)
+    return path
+
+
+def _peak_rss_mb(image: Path, model: Path, out: Path) -> float:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PEAK_RSS,
+            "depth",
+            str(image),
+            "-o",
+            str(out),
+            "--model",
+            str(model),
+            "--tile",
+            "1024",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr
+    kb = next(int(ln.split()[1]) for ln in done.stderr.splitlines() if ln.startswith("PEAK_KB"))
+    return kb / 1024
+
+
+def test_peak_memory_does_not_grow_with_image_height(tmp_path, pointwise_affine):
+    width = 8000
+    short = _peak_rss_mb(
+        _tall_tiff(tmp_path / "short.tif", width, 1500), pointwise_affine, tmp_path / "short.png"
+    )
+    tall = _peak_rss_mb(
+        _tall_tiff(tmp_path / "tall.tif", width, 13500), pointwise_affine, tmp_path / "tall.png"
+    )
+    # 108 MP decoded as float32 RGB would be 1.3 GB; holding even one copy of the image or
+    # of its depth map (432 MB) would show. 100 MB covers allocator and decoder noise.
+    assert tall < short + 100, f"{short:.0f} MB at 12 MP, {tall:.0f} MB at 108 MP"
