@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,13 +104,18 @@ def expand_inputs(
 
 
 def plan_jobs(
-    inputs: list[str], output: str | None, recursive: bool, suffix: str, tag: str
+    inputs: list[str],
+    output: str | None,
+    recursive: bool,
+    suffix: str | Callable[[str], str],
+    tag: str,
 ) -> tuple[list[Job], Missing]:
     """Jobs for `inputs`, and the inputs that matched nothing.
 
     Outputs are named `<stem><tag><suffix>`: beside the input without `-o`; inside `-o DIR`
     (mirroring a folder's structure) for several inputs or a folder; at `-o FILE` for one
-    input; on stdout for `-o -`.
+    input; on stdout for `-o -`. `suffix` is one for all, or a function of each input
+    (e.g. to keep its own format).
     """
     found, missing = expand_inputs(inputs, recursive)
     if not found:
@@ -127,13 +133,14 @@ def plan_jobs(
     jobs = []
     for item, root in found:
         name = "stdin" if item == STDIO else Path(item).stem
+        ext = suffix(item) if callable(suffix) else suffix
         if out_dir is not None:
             rel = Path(item).parent.relative_to(root) if root is not None else Path()
-            out = str(out_dir / rel / f"{name}{tag}{suffix}")
+            out = str(out_dir / rel / f"{name}{tag}{ext}")
         elif output is not None:
             out = output
         else:
-            out = str(Path(item).with_name(f"{name}{tag}{suffix}"))
+            out = str(Path(item).with_name(f"{name}{tag}{ext}"))
         jobs.append(Job(item, out, root))
     return jobs, missing
 

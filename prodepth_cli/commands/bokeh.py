@@ -1,0 +1,252 @@
+"""`prodepth bokeh`: photographs (+ depth maps) -> synthetic shallow depth of field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin, report_failures
+from prodepth_cli.bokeh.depth_input import DEPTH_SUFFIXES
+from prodepth_cli.bokeh.engine import (
+    ENGINES,
+    BokehOptions,
+    Renderer,
+    bokeh_file,
+    classic_renderer,
+)
+from prodepth_cli.bokeh.focus import parse_point
+from prodepth_cli.bokeh.lens import DEFAULT_F_NUMBER
+from prodepth_cli.bokeh.photo_io import output_suffix
+from prodepth_cli.commands.common import (
+    DeviceOption,
+    JsonOption,
+    QuietOption,
+    emit_json,
+    err_console,
+    fail,
+    guarded,
+    note,
+    progress_bar,
+)
+from prodepth_cli.commands.model_options import KindOption, load_model_from_options
+from prodepth_cli.errors import OptionError, ProdepthError
+
+
+@guarded
+def bokeh(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders, globs, or - for image bytes on stdin.", show_default=False
+        ),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file (one input), folder (several), or - for PNG on stdout. "
+            "Default: <stem>_bokeh.<ext> beside each input, in the input's format.",
+        ),
+    ] = None,
+    depth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Depth map as `prodepth depth` writes it (16-bit PNG near = bright, TIFF, "
+            "PFM, NPY), or a folder of <stem>_depth.* maps for a batch. Default: run the "
+            "depth model first.",
+            show_default=False,
+        ),
+    ] = None,
+    focus: Annotated[
+        str | None,
+        typer.Option(
+            help="Focus on the surface at this pixel, X,Y (robust to a pixel on an edge). "
+            "Default: the main subject (nearest large region).",
+            show_default=False,
+        ),
+    ] = None,
+    focus_depth: Annotated[
+        float | None,
+        typer.Option(help="Focus at this value, in the depth map's units.", show_default=False),
+    ] = None,
+    f_number: Annotated[
+        float,
+        typer.Option(
+            help="Aperture, as on a lens: smaller = more blur (f/2: the far background becomes "
+            "discs of 2 % of the long side).",
+        ),
+    ] = DEFAULT_F_NUMBER,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="classic (layered scatter, the reference) or tflite (the phone network).",
+        ),
+    ] = "classic",
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="TFLite bokeh network for --engine tflite (default: the shipped one).",
+            show_default=False,
+        ),
+    ] = None,
+    depth_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="ONNX depth model used when --depth is not given (default: the shipped one).",
+            show_default=False,
+        ),
+    ] = None,
+    kind: KindOption = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Redo outputs that already exist (default: skip them, so a batch resumes).",
+        ),
+    ] = False,
+    device: DeviceOption = "auto",
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Synthetic shallow depth of field: blur by depth like a fast lens.
+
+    Circle of confusion from each pixel's disparity to the focal plane; far-to-near layers
+    scattered with disc kernels in linear light, highlights as bright discs, no halos.
+    """
+    if engine not in ENGINES:
+        fail(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
+    options = BokehOptions(f_number, parse_point(focus) if focus is not None else None, focus_depth)
+    jobs, missing = plan_jobs(inputs, output, recursive, output_suffix, "_bokeh")
+    depth_maps = _depth_maps(jobs, depth)
+    renderer = _renderer(engine, model)
+    depth_source = None
+    if depth is None:
+        depth_source = _ModelDepth(load_model_from_options(depth_model, device, kind))
+    outcomes = [Outcome.missing(item, why) for item, why in missing]
+    for outcome in outcomes:
+        _report(outcome, json_out, quiet)
+    with progress_bar(quiet) as bar:
+        images = bar.add_task("images", total=len(jobs))
+        for job in jobs:
+            outcome = _run_job(
+                job, options, depth_maps.get(job.input), depth_source, renderer, overwrite
+            )
+            outcome.info = {"engine": engine, "f_number": f_number, **outcome.info}
+            outcomes.append(outcome)
+            bar.advance(images)
+            _report(outcome, json_out, quiet)
+    if report_failures(outcomes, err_console):
+        raise typer.Exit(1)
+
+
+@dataclass
+class _ModelDepth:
+    """The depth pipeline as a bokeh DepthSource."""
+
+    model: object
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def __call__(self, rgb_uint8: np.ndarray) -> np.ndarray:
+        from prodepth_cli.pipeline import depth_array
+
+        return depth_array(rgb_uint8, self.model, tile=1024)
+
+
+def _renderer(engine: str, model: Path | None) -> Renderer:
+    if engine == "classic":
+        if model is not None:
+            raise OptionError("--model is the TFLite network: use it with --engine tflite")
+        return classic_renderer
+    from prodepth_cli.bokeh.tflite import load_bokeh_net
+
+    return load_bokeh_net(model)
+
+
+def _depth_maps(jobs: list[Job], depth: Path | None) -> dict[str, Path | None]:
+    """Each input's depth map: the file for a single input, or `<stem>_depth.*` (or
+    `<stem>.*`) in a folder."""
+    if depth is None:
+        return {}
+    if not depth.is_dir():
+        if len(jobs) > 1:
+            raise OptionError(
+                f"--depth {depth}: one map for {len(jobs)} images; pass a folder of "
+                "<stem>_depth.* maps"
+            )
+        return {job.input: depth for job in jobs}
+    maps: dict[str, Path | None] = {}
+    for job in jobs:
+        stem = "stdin" if job.input == STDIO else Path(job.input).stem
+        candidates = [
+            depth / f"{stem}{tag}{ext}" for tag in ("_depth", "") for ext in DEPTH_SUFFIXES
+        ]
+        maps[job.input] = next((p for p in candidates if p.is_file()), None)
+    return maps
+
+
+def _run_job(
+    job: Job,
+    options: BokehOptions,
+    depth_map: Path | None,
+    depth_source,
+    renderer: Renderer,
+    overwrite: bool,
+) -> Outcome:
+    if job.output != STDIO and not overwrite and Path(job.output).exists():
+        return Outcome(job, "skipped", info={"reason": "output exists (use --overwrite)"})
+    if depth_source is None and depth_map is None:
+        return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
+    try:
+        data = read_stdin() if job.input == STDIO else None
+        report = bokeh_file(job.input, job.output, options, depth_map, depth_source, renderer, data)
+    except ProdepthError as exc:
+        return Outcome(job, "error", str(exc))
+    return Outcome(
+        job,
+        "ok",
+        info={
+            "width": report.width,
+            "height": report.height,
+            "bits": report.bits,
+            "depth": report.depth,
+            "depth_resized_from": report.depth_resized_from,
+            "focus": round(report.focus, 6),
+            "blur_px": round(report.blur_px, 3),
+            "max_radius_px": round(report.max_radius_px, 2),
+            "seconds": round(report.seconds, 3),
+        },
+    )
+
+
+def _report(outcome: Outcome, json_out: bool, quiet: bool) -> None:
+    resized = outcome.info.get("depth_resized_from")
+    if resized:  # a warning, not a note: on stderr even with --json or --quiet
+        h, w = resized
+        note(
+            f"warning: {outcome.info['depth']} is {w}x{h}, the image "
+            f"{outcome.info['width']}x{outcome.info['height']}: depth map resized"
+        )
+    if json_out:
+        emit_json(outcome.record)
+    elif outcome.status == "ok" and outcome.job.output != STDIO:
+        note(
+            f"{outcome.job.input} -> {outcome.job.output} "
+            f"({outcome.info['width']}x{outcome.info['height']}, focus "
+            f"{outcome.info['focus']:.4g}, discs up to {outcome.info['max_radius_px']:.0f} px, "
+            f"{outcome.info['seconds']:.1f} s)",
+            quiet,
+        )
+    elif outcome.status == "skipped":
+        note(f"{outcome.job.input}: skipped, {outcome.job.output} exists", quiet)
