@@ -22,6 +22,18 @@ needs_data = pytest.mark.skipif(
 
 TINY = {
     "coarse": dict(steps=2, val_every=2, batch=2, size=64, val_synthetic=1, threads=1),
+    "refiner_convex": dict(
+        steps=2,
+        val_every=2,
+        batch=1,
+        size=64,
+        patch=64,
+        overlap=16,
+        image_side=128,
+        val_synthetic=1,
+        threads=1,
+        arch={"convex": True},
+    ),
     "refiner": dict(
         steps=2,
         val_every=2,
@@ -41,14 +53,14 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for kind, overrides in TINY.items():
         folder = tmp_path_factory.mktemp(kind)
-        result = run_training(make_config(kind, overrides), folder)
+        result = run_training(make_config(kind.split("_")[0], overrides), folder)
         assert result.step == 2
         out[kind] = folder
     return out
 
 
 @needs_data
-@pytest.mark.parametrize("kind", ["coarse", "refiner"])
+@pytest.mark.parametrize("kind", list(TINY))
 def test_train_writes_last_and_best_checkpoints(runs, kind):
     assert (runs[kind] / "last.pt").is_file()
     assert (runs[kind] / "best.pt").is_file()
@@ -62,10 +74,11 @@ def test_resume_continues_from_last_step(runs):
 
 
 @needs_data
-@pytest.mark.parametrize("kind", ["coarse", "refiner"])
-def test_export_round_trip_matches_torch(runs, kind, tmp_path):
+@pytest.mark.parametrize("run", list(TINY))
+def test_export_round_trip_matches_torch(runs, run, tmp_path):
+    kind = run.split("_")[0]
     onnx_path = tmp_path / f"prodepth-{kind}.onnx"
-    result = export_checkpoint(runs[kind] / "last.pt", onnx_path)
+    result = export_checkpoint(runs[run] / "last.pt", onnx_path)
     assert result.max_abs_diff <= 1e-3  # the contract the export enforces
     spec = json.loads(onnx_path.with_suffix(".json").read_text())
     assert spec["input"] == "image" and spec["output"] == "disparity"
@@ -103,3 +116,28 @@ def test_refiner_starts_as_identity_of_coarse():
     with torch.no_grad():
         out = net(torch.randn(1, 3, 64, 64), coarse)
     assert torch.equal(out, coarse)
+
+
+def test_convex_refiner_starts_near_identity():
+    """The convex head puts softmax weight ~0.9997 on the coarse map itself at first; the
+    other 18 candidates are local averages of the same [0, 1] map, so the output moves by
+    well under 0.01 (measured about 0.003)."""
+    from prodepth_cli.nets import build_net
+
+    net = build_net("refiner", {"convex": True}).eval()
+    coarse = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 64, 96), coarse)
+    assert float((out - coarse).abs().max()) < 0.01
+
+
+def test_convex_candidates_can_pick_the_far_side_of_an_edge():
+    """A blurred step: the 32 px pooled neighbours offer both plateau values at the ramp."""
+    from prodepth_cli.nets.refiner import convex_candidates
+
+    coarse = torch.zeros(1, 1, 64, 128)
+    coarse[..., 64:] = 1.0
+    cands = convex_candidates(coarse, (8, 32))
+    assert cands.shape == (1, 19, 64, 128)
+    at_edge = cands[0, :, 10, 60]  # just left of the step
+    assert float(at_edge.min()) == 0.0 and float(at_edge.max()) == 1.0
