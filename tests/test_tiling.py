@@ -61,7 +61,7 @@ def test_blend_weights_sum_to_one_and_fade_to_tile_edges(hw, tile, overlap):
             # smoothstep half a pixel into a ramp of `overlap` pixels: 3 (0.5 / overlap)^2,
             # with room for the normalisation against the neighbour's weight.
             assert weight[:, 0].max() < 3 * (1 / overlap) ** 2
-    np.testing.assert_allclose(total, 1.0, atol=1e-12)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)  # float32 weights: eps 6e-8 per tile
 
 
 def test_band_blender_reassembles_a_constant_map_row_by_row():

@@ -30,7 +30,7 @@ from prodepth_cli.errors import OutputError
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
 _BIGTIFF_BYTES = 2**31
 _TIFF_TILE = 256
-_PNG_LEVEL = 3  # zlib level: 6 (the default) is slower for a file barely smaller
+_PNG_LEVEL = 1  # zlib level: smooth depth maps gain little from more effort
 
 
 @contextlib.contextmanager

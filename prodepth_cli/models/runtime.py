@@ -78,12 +78,18 @@ class Network:
         return maps
 
     def _prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """`(B, h, w, 3)` RGB in [0, 1] -> the network's normalised input, written once
+        straight into its layout (no intermediate copies: this runs on every tile)."""
         s = self.spec
-        x = rgb[..., ::-1] if s.color == "BGR" else rgb
-        x = (x - np.asarray(s.mean, np.float32)) / np.asarray(s.std, np.float32)
-        if s.layout == "NCHW":
-            x = x.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x, dtype=self.input_dtype)
+        b, h, w, _ = rgb.shape
+        nchw = s.layout == "NCHW"
+        x = np.empty((b, 3, h, w) if nchw else (b, h, w, 3), self.input_dtype)
+        channels = (2, 1, 0) if s.color == "BGR" else (0, 1, 2)
+        for c, src in enumerate(channels):
+            out = x[:, c] if nchw else x[..., c]
+            np.subtract(rgb[..., src], s.mean[c], out=out, casting="unsafe")
+            out *= 1.0 / s.std[c]
+        return x
 
 
 @dataclass

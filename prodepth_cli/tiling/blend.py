@@ -47,8 +47,9 @@ class BandBlender:
 
     def __init__(self, plan: TilePlan):
         self.plan = plan
-        self.wx = axis_weights(plan.width, plan.xs, plan.tile_w, plan.overlap)
-        self.wy = axis_weights(plan.height, plan.ys, plan.tile_h, plan.overlap)
+        # float32: the maps are float32 anyway, and the hot path stays in one precision.
+        self.wx = axis_weights(plan.width, plan.xs, plan.tile_w, plan.overlap).astype(np.float32)
+        self.wy = axis_weights(plan.height, plan.ys, plan.tile_h, plan.overlap).astype(np.float32)
         self._y0 = 0  # image row of self._acc[0]
         self._acc = np.zeros((plan.tile_h, plan.width), np.float32)
 
@@ -60,7 +61,9 @@ class BandBlender:
         """Add a tile's `(tile_h, tile_w)` map with its weight."""
         x, y = self.plan.xs[col], self.plan.ys[row]
         band = self._band_for(y)
-        band[:, x : x + self.plan.tile_w] += self.tile_weight(row, col) * values
+        weighted = values * self.wy[row][:, None]
+        weighted *= self.wx[col][None, :]
+        band[:, x : x + self.plan.tile_w] += weighted
 
     def finish_row(self, row: int) -> tuple[int, np.ndarray]:
         """(y0, rows) of the image rows completed by grid row `row`, float32."""
