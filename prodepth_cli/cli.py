@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from prodepth_cli.commands.bokeh import bokeh
 from prodepth_cli.commands.depth import depth
 from prodepth_cli.commands.eval import eval_command
 from prodepth_cli.commands.export import export
@@ -14,7 +15,7 @@ from prodepth_cli.heap import pin_mmap_threshold
 app = typer.Typer(
     name="prodepth",
     help="High-resolution depth maps for photographs of any size, and what to do with them.",
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -28,6 +29,7 @@ def _process_setup() -> None:
 
 app.command("depth")(depth)
 app.command("models")(models)
+app.command("bokeh")(bokeh)
 app.command("eval")(eval_command)
 app.command("train")(train)
 app.command("export")(export)

@@ -50,14 +50,14 @@ def bokeh(
             "--output",
             "-o",
             help="Output file (one input), folder (several), or - for PNG on stdout. "
-            "Default: <stem>_bokeh.<ext> beside each input, in the input's format.",
+            "Default: `<stem>_bokeh.<ext>` beside each input, in the input's format.",
         ),
     ] = None,
     depth: Annotated[
         Path | None,
         typer.Option(
             help="Depth map as `prodepth depth` writes it (16-bit PNG near = bright, TIFF, "
-            "PFM, NPY), or a folder of <stem>_depth.* maps for a batch. Default: run the "
+            "PFM, NPY), or a folder of `<stem>_depth.*` maps for a batch. Default: run the "
             "depth model first.",
             show_default=False,
         ),

@@ -48,7 +48,7 @@ def depth(
             "--output",
             "-o",
             help="Output file (one input), folder (several), or - for PNG on stdout. "
-            "Default: <stem>_depth.<ext> beside each input.",
+            "Default: `<stem>_depth.<ext>` beside each input.",
         ),
     ] = None,
     tile: Annotated[int, typer.Option(help="Tile size in full-resolution pixels.")] = 1024,
@@ -75,7 +75,7 @@ def depth(
         ),
     ] = "png16",
     colormap: Annotated[
-        bool, typer.Option(help="Also write an 8-bit colour preview <stem>_depth_color.png.")
+        bool, typer.Option(help="Also write an 8-bit colour preview `<stem>_depth_color.png`.")
     ] = False,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
