@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--val-images", type=int, default=12)
+    ap.add_argument("--residual", action="store_true", help="Residual head, not the convex one.")
     args = ap.parse_args()
     results = {}
     for name, consistency in (("gpct", True), ("no_gpct", False)):
@@ -96,6 +97,7 @@ def main() -> None:
                 threads=args.threads,
                 seed=0,
                 val_synthetic=4,
+                arch={"convex": not args.residual},
             ),
         )
         start = time.time()

@@ -47,6 +47,10 @@ def test_single_file_writes_depth_beside_it(tmp_path, pointwise_exact):
     assert result.exit_code == 0, result.stderr
     out = cv2.imread(str(tmp_path / "photo_depth.png"), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and out.shape == (120, 160)
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = (tmp_path / "photo_depth.png").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask, "outputs get the usual file mode, not mkstemp's 0600"
 
 
 def test_json_lines_describe_each_result(tmp_path, pointwise_exact):
@@ -223,8 +227,11 @@ def test_killed_run_leaves_nothing_at_the_output_name_and_resumes(tmp_path, poin
         "1",
     ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(4.0)
-    assert proc.poll() is None, "the run should still be going when it is killed"
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".big_depth.*.part.png")):  # kill it while it writes
+        assert proc.poll() is None, "the run ended before its output was being written"
+        assert time.monotonic() < deadline, "the run never started writing its output"
+        time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists(), "a killed run leaves no partial file at the output's name"

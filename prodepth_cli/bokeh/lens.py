@@ -43,8 +43,11 @@ def disparity_range(disparity: np.ndarray) -> tuple[float, float]:
 
 
 def normalise_disparity(disparity: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """`(H, W)` disparity in its own units -> float32 with lo -> 0 (far), hi -> 1 (near)."""
-    return ((disparity.astype(np.float32) - lo) / np.float32(hi - lo)).astype(np.float32)
+    """`(H, W)` disparity in its own units -> float32 with lo -> 0 (far), hi -> 1 (near),
+    clipped to [0, 1]: the 1 % beyond either percentile (often a model's wild values near
+    the sky or the lens) take the blur of the range's ends."""
+    d01 = (disparity.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    return np.clip(d01, 0.0, 1.0, out=d01)
 
 
 def signed_coc(disparity01: np.ndarray, focus01: float, k: float) -> np.ndarray:

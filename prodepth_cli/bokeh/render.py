@@ -20,6 +20,7 @@ import numpy as np
 _DENSE_RADII = (0.0, 1.0, 2.0, 3.0)  # px: fine steps near focus, where the eye is keenest
 _RADIUS_RATIO = 1.3  # beyond them, each layer's radius is this times the previous one
 _DIRECT_RADIUS = 4.0  # discs below this radius are filtered at full resolution
+_MAX_RADIUS_SHARE = 0.25  # CoC radii are capped at this share of the long side
 _FOCUS_RADIUS = 0.5  # a disc smaller than this is a point: the layer is left as it is
 
 
@@ -104,6 +105,8 @@ def render_bokeh(
     h, w = coc.shape
     if rgb.shape[:2] != (h, w):
         raise ValueError(f"image {rgb.shape[:2]} and CoC {coc.shape} differ in size")
+    reach = _MAX_RADIUS_SHARE * max(h, w)  # a disc wider than this is a wash anyway
+    coc = np.clip(coc, -reach, reach)
     lin = srgb_to_linear(rgb)
     if highlights is not None:
         lin = boost_highlights(rgb, lin, coc, highlights)

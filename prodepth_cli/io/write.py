@@ -31,6 +31,8 @@ FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
 _BIGTIFF_BYTES = 2**31
 _TIFF_TILE = 256
 _PNG_LEVEL = 1  # zlib level: smooth depth maps gain little from more effort
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -43,6 +45,7 @@ def atomic_output(dst: str | Path) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(
             prefix=f".{dst.stem}.", suffix=f".part{dst.suffix}", dir=dst.parent
         )
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
         os.close(fd)
     except OSError as exc:
         raise OutputError(f"{dst}: cannot write here ({exc.strerror or exc})") from None
