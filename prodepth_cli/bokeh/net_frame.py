@@ -3,8 +3,8 @@
 The TFLite model has one input size (`FRAME_HW`, landscape; BOKEH.md: resizing the
 interpreter's input fails). A photo is turned landscape, scaled to fit and padded; the CoC
 is scaled with it (radii are in pixels). Back at full size, the network's render is
-upsampled and the photo's own fine detail (what the frame's resolution cannot hold) is put
-back where the CoC says the image is in focus, so a 12 MP subject stays 12 MP sharp.
+resized and the photo's own fine detail (what the trip through the frame loses) is put back
+where the CoC says the image is in focus, so a 12 MP subject stays 12 MP sharp.
 """
 
 from __future__ import annotations
@@ -68,20 +68,21 @@ def fit_coc(fitted: FittedPhoto, coc: np.ndarray, frame_hw: tuple[int, int] = FR
 def unfit(fitted: FittedPhoto, render: np.ndarray, rgb: np.ndarray, coc: np.ndarray) -> np.ndarray:
     """The network's `(fh, fw, 3)` render -> `(H, W, 3)` at the photo's size.
 
-    rgb, coc: the full-size photo and its CoC (photo px). Detail finer than one frame pixel
-    is taken from the photo where the CoC is under half a frame pixel, faded out by one
-    frame pixel.
+    rgb, coc: the full-size photo and its CoC (photo px). What the trip through the frame
+    loses (detail finer than a frame pixel when shrunk, resampling blur when enlarged) is
+    taken from the photo where the CoC is under half a (frame or photo) pixel, faded out
+    over one.
     """
     h, w = rgb.shape[:2]
     out = render[: fitted.hw[0], : fitted.hw[1]]
     if fitted.transposed:
         out = out.transpose(1, 0, 2)
     out = cv2.resize(np.ascontiguousarray(out), (w, h), interpolation=cv2.INTER_LINEAR)
-    if fitted.scale < 1.0:
-        small = fitted.rgb[: fitted.hw[0], : fitted.hw[1]]
-        if fitted.transposed:
-            small = small.transpose(1, 0, 2)
-        coarse = cv2.resize(np.ascontiguousarray(small), (w, h), interpolation=cv2.INTER_LINEAR)
-        keep = np.clip(1.5 - np.abs(coc) * np.float32(fitted.scale), 0.0, 1.0)
-        out += (rgb - coarse) * keep[:, :, None]
+    small = fitted.rgb[: fitted.hw[0], : fitted.hw[1]]
+    if fitted.transposed:
+        small = small.transpose(1, 0, 2)
+    coarse = cv2.resize(np.ascontiguousarray(small), (w, h), interpolation=cv2.INTER_LINEAR)
+    pixel = np.float32(min(fitted.scale, 1.0))  # the coarser of a frame and a photo pixel
+    keep = np.clip(1.5 - np.abs(coc) * pixel, 0.0, 1.0)
+    out += (rgb - coarse) * keep[:, :, None]
     return np.clip(out, 0.0, 1.0)

@@ -1,4 +1,4 @@
-"""`prodepth export`: a training checkpoint to ONNX plus its JSON spec, parity-checked."""
+"""`prodepth export`: a training checkpoint to ONNX (depth networks) or TFLite (bokeh)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,33 @@ from typing import Annotated
 import typer
 
 from prodepth_cli.commands.common import JsonOption, QuietOption, emit_json, guarded, note
-from prodepth_cli.errors import InputError
+from prodepth_cli.errors import InputError, OptionError
 
 
 @guarded
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A .pt checkpoint from prodepth train.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The .onnx (or bokeh: .tflite) to write.")
+    ],
     fp16: Annotated[
         bool, typer.Option("--fp16", help="Float16 weights inside; float32 inputs/outputs.")
     ] = False,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Export CHECKPOINT to ONNX (opset 17, dynamic batch/height/width) with its spec."""
-    from prodepth_cli.training.export import export_checkpoint
+    """Export CHECKPOINT: depth networks to ONNX (opset 17, dynamic batch/height/width) with
+    their spec; the bokeh network to TFLite, fp32 and int8 (needs the `bokeh-train` extra).
+    Either way the result is checked against torch and nothing is left when it differs."""
+    from prodepth_cli.training.checkpoint import load_checkpoint
 
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no such checkpoint")
+    if load_checkpoint(checkpoint)["config"].get("kind") == "bokeh":
+        _export_bokeh(checkpoint, output, fp16, quiet, json_out)
+        return
+    from prodepth_cli.training.export import export_checkpoint
+
     result = export_checkpoint(checkpoint, output, fp16=fp16)
     note(
         f"wrote {result.onnx_path} and {result.spec_path} ({result.kind}); max |onnxruntime "
@@ -39,5 +48,29 @@ def export(
                 "spec": str(result.spec_path),
                 "kind": result.kind,
                 "max_abs_diff": result.max_abs_diff,
+            }
+        )
+
+
+def _export_bokeh(checkpoint: Path, output: Path, fp16: bool, quiet: bool, json_out: bool):
+    from prodepth_cli.training.bokeh_export import export_bokeh
+
+    if output.suffix != ".tflite" or fp16:
+        raise OptionError(f"{output}: the bokeh network exports to .tflite (fp32 + int8)")
+    result = export_bokeh(checkpoint, output)
+    note(
+        f"wrote {result.fp32}, {result.int8} and {result.weights}; |TFLite - torch| max "
+        f"{result.parity_fp32:.2e} (fp32), mean {result.parity_int8:.2e} (int8)",
+        quiet,
+    )
+    if json_out:
+        emit_json(
+            {
+                "tflite": str(result.fp32),
+                "tflite_int8": str(result.int8),
+                "weights": str(result.weights),
+                "kind": "bokeh",
+                "max_abs_diff": result.parity_fp32,
+                "int8_mean_abs_diff": result.parity_int8,
             }
         )

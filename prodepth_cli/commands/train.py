@@ -1,4 +1,4 @@
-"""`prodepth train`: train the coarse network or the PRO refiner on CPU or CUDA."""
+"""`prodepth train`: train the coarse network, the PRO refiner or the bokeh net (CPU/CUDA)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from prodepth_cli.errors import OptionError
 
 @guarded
 def train(
-    network: Annotated[str, typer.Argument(help="Which network: coarse or refiner.")],
+    network: Annotated[str, typer.Argument(help="Which network: coarse, refiner or bokeh.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for checkpoints.")],
     steps: Annotated[
         int | None, typer.Option("--steps", help="Optimiser steps in all (default 2000).")
@@ -39,16 +39,33 @@ def train(
         Path | None,
         typer.Option("--coarse-checkpoint", help="Refiner: coarse .pt that makes its inputs."),
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Bokeh: folder of training windows (rendered there first if empty)."
+        ),
+    ] = None,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Train a network; checkpoints OUT/last.pt and OUT/best.pt (best validation score)."""
+    """Train a network; checkpoints OUT/last.pt and OUT/best.pt (best validation score).
+
+    The bokeh network learns the classical engine's renders of real photographs (made once
+    into `--data`, default OUT/data) and keeps OUT/last.pt.
+    """
     from prodepth_cli.training.config import make_config, read_config_file
     from prodepth_cli.training.loop import run_training
 
     device = device.lower()
     if device not in ("cpu", "cuda"):
         raise OptionError(f"--device {device}: use cpu or cuda")
+    if network.lower() == "bokeh":
+        if config or no_consistency or coarse_checkpoint:
+            raise OptionError("--config, --no-consistency, --coarse-checkpoint: depth nets only")
+        _train_bokeh(out, data or out / "data", steps or 3000, device, resume, quiet, json_out)
+        return
+    if data:
+        raise OptionError("--data is for the bokeh network")
     overrides = read_config_file(config) if config else {}
     overrides.update(steps=steps)
     if no_consistency:
@@ -86,3 +103,24 @@ def train(
                 "out": str(result.out_dir),
             }
         )
+
+
+def _train_bokeh(
+    out: Path, data: Path, steps: int, device: str, resume: bool, quiet: bool, json_out: bool
+) -> None:
+    from prodepth_cli.training.bokeh_data import build_dataset
+    from prodepth_cli.training.bokeh_train import train_bokeh
+
+    if not any((data / "train").glob("*.npz")):
+        note(f"rendering training windows into {data} (classical engine, default depth)", quiet)
+        build_dataset(data)
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("train bokeh", total=steps)
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update(task, completed=step, description=f"train bokeh L1 {loss:.4f}")
+
+        result = train_bokeh(data, out, steps, resume=resume, device=device, on_step=on_step)
+    note(f"done: {result.step} steps in {result.seconds:.0f} s; {out / 'last.pt'}", quiet)
+    if json_out:
+        emit_json({"event": "done", "steps": result.step, "l1": result.best_score, "out": str(out)})

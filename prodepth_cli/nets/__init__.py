@@ -1,4 +1,4 @@
-"""Networks trained by `prodepth train`: the coarse model and the PRO refiner (torch)."""
+"""Networks trained by `prodepth train`: the coarse model, the PRO refiner, the bokeh net."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ from typing import Any
 
 from torch import nn
 
+from prodepth_cli.nets.bokeh import BokehArch, BokehNet
 from prodepth_cli.nets.coarse import CoarseArch, CoarseNet
 from prodepth_cli.nets.refiner import RefinerArch, RefinerNet
 
-KINDS = ("coarse", "refiner")
+KINDS = ("coarse", "refiner", "bokeh")
 
 
 def build_net(kind: str, arch: dict[str, Any] | None = None) -> nn.Module:
-    """The network of `kind` ("coarse" or "refiner") with `arch` fields overriding defaults."""
+    """The network of `kind` (one of KINDS) with `arch` fields overriding defaults."""
     if kind == "coarse":
         return CoarseNet(CoarseArch(**(arch or {})))
     if kind == "refiner":
         return RefinerNet(RefinerArch(**(arch or {})))
+    if kind == "bokeh":
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in (arch or {}).items()}
+        return BokehNet(BokehArch(**fields))
     raise ValueError(f"unknown network kind {kind!r}; expected one of {KINDS}")

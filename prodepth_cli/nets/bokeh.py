@@ -10,6 +10,7 @@ concat — all run by the TFLite GPU delegate.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 COC_SCALE = 32.0  # CoC (network px) / COC_SCALE is the fourth input channel
+PRIOR_SHARPNESS = 4.0  # how firmly the CoC alone picks a pyramid level (logit per level^2)
 FRAME_HW = (1024, 1536)  # the fixed size the TFLite model is exported at (landscape)
 
 
@@ -53,6 +55,8 @@ class BokehNet(nn.Module):
         self.head = nn.Sequential(
             _conv(w[0] + 4, arch.head), nn.Conv2d(arch.head, self.levels + 3, 1)
         )
+        nn.init.zeros_(self.head[-1].weight)  # start as the CoC prior's pyramid renderer
+        nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rgb = x[:, :3]
@@ -64,13 +68,24 @@ class BokehNet(nn.Module):
         for conv, skip in zip(self.up, reversed(feats[:-1]), strict=True):
             f = conv(torch.cat([_resize_like(f, skip), skip], dim=1))
         out = self.head(torch.cat([_resize_like(f, x), x], dim=1))
-        weights = torch.softmax(out[:, : self.levels], dim=1)
+        weights = torch.softmax(out[:, : self.levels] + self._level_prior(x[:, 3:4]), dim=1)
         blurred = weights[:, :1] * rgb
         pooled = rgb
         for k in range(1, self.levels):
             pooled = F.avg_pool2d(pooled, 2)
             blurred = blurred + weights[:, k : k + 1] * _resize_like(pooled, x)
         return blurred + out[:, self.levels :]
+
+    def _level_prior(self, coc: torch.Tensor) -> torch.Tensor:
+        """Logits that pick the pyramid level whose blur matches the CoC: pooling by 2^k
+        then bilinear upsampling has about the spread of a disc of radius 2^k / 1.2, so
+        the level is log2(1.2 r), 0 for r under 0.83 px (in focus: the image itself). The
+        learned logits only correct this (occlusion, disc shape), so the network starts as
+        a sensible renderer and keeps in-focus pixels sharp."""
+        radius = torch.abs(coc) * COC_SCALE
+        level = torch.log(torch.clamp(radius * 1.2, min=1.0)) * (1.0 / math.log(2.0))
+        ks = torch.arange(self.levels, dtype=coc.dtype, device=coc.device).view(1, -1, 1, 1)
+        return -PRIOR_SHARPNESS * (ks - level) ** 2
 
 
 def _resize_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,6 @@ focal planes and f-numbers. Held-back photos (`split="val"`) measure PSNR/SSIM.
 
 from __future__ import annotations
 
-import argparse
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from prodepth_cli.bokeh.focus import default_focus
 from prodepth_cli.bokeh.lens import blur_scale, disparity_range, normalise_disparity, signed_coc
 from prodepth_cli.bokeh.net_frame import FRAME_HW, fit_to_frame
 from prodepth_cli.bokeh.render import render_bokeh
+from prodepth_cli.errors import InputError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 F_NUMBERS = (1.4, 2.0, 2.8, 4.0)
@@ -147,15 +147,14 @@ def _u8(a: np.ndarray) -> np.ndarray:
     return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def build_dataset(out: Path, renders: int, crops: int, crop: int, depth_model: Path | None) -> int:
+def build_dataset(
+    out: Path, renders: int = 2, crops: int = 8, crop: int = 256, depth_model: Path | None = None
+) -> int:
     """Render every training photo and keep `crops` random windows of each render in
     `out/train/NNNN.npz` (one file per photo); returns the number of windows."""
-    import cv2 as _cv2
-
     from prodepth_cli.models.runtime import load_model
     from prodepth_cli.pipeline import depth_array
 
-    _cv2.setNumThreads(1)  # a background job on a shared machine
     model = load_model(depth_model, "cpu", **({"kind": "depth"} if depth_model else {}))
     folder = out / "train"
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,20 +170,6 @@ def build_dataset(out: Path, renders: int, crops: int, crop: int, depth_model: P
         x, c, y = (np.concatenate(z) for z in zip(*parts, strict=True))
         np.savez(folder / f"{i:04d}.npz", x=x, coc=c, y=y)
         n += len(x)
-        print(f"{i} {photo.name}: {n} windows", flush=True)
+    if not n:
+        raise InputError(f"{SHARED}: no photographs to render training windows from")
     return n
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", type=Path, default=Path("runs/bokeh_data"))
-    p.add_argument("--renders", type=int, default=2, help="focus/f-number draws per photo")
-    p.add_argument("--crops", type=int, default=8, help="windows kept per render")
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--depth-model", type=Path, default=None, help="default: the shipped one")
-    args = p.parse_args()
-    build_dataset(args.out, args.renders, args.crops, args.crop, args.depth_model)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,16 +1,13 @@
 """Train the bokeh network on windows rendered by the classical engine (`bokeh_data`).
 
-Loss: L1 in sRGB against the classical render. Adam, cosine learning rate over a wall-clock
-budget (the machine is shared: one process, `--threads` cores, run under `nice`).
-Checkpoints (`<run>/last.pt`: arch + weights, the format `bokeh_export` reads) are written
-atomically every `--save-every` steps and at the end.
+Loss: L1 in sRGB against the classical render. Adam with the depth networks' schedule
+(warm-up, cosine). Checkpoints have the format of `training.checkpoint` (config kind
+"bokeh"), so `prodepth export` and `--resume` treat them like the depth networks'. A step's
+batch depends only on (seed, step): a resumed run continues the same stream.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from prodepth_cli.errors import InputError
 from prodepth_cli.nets.bokeh import BokehArch, BokehNet
+from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint, save_checkpoint
+from prodepth_cli.training.config import TrainConfig
+from prodepth_cli.training.loop import StepHook, TrainResult, lr_at
+
+CROP = 192  # training window side (frame px); the data hold 256 px windows
 
 
 def load_windows(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -27,7 +30,7 @@ def load_windows(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     `(N, s, s)` (already / COC_SCALE), classical render uint8 `(N, s, s, 3)`."""
     files = sorted((folder / "train").glob("*.npz"))
     if not files:
-        raise SystemExit(f"no training windows in {folder}/train: run bokeh_data first")
+        raise InputError(f"{folder}: no training windows (train/*.npz)")
     parts = [np.load(f) for f in files]
     return tuple(np.concatenate([p[k] for p in parts]) for k in ("x", "coc", "y"))
 
@@ -49,63 +52,50 @@ def batch_tensors(
     return to(x), to(t)
 
 
-def train(
+def train_bokeh(
     data_dir: Path,
     run: Path,
-    minutes: float,
-    batch: int,
-    crop: int,
-    lr: float,
-    threads: int,
-    save_every: int = 50,
-    seed: int = 0,
-) -> Path:
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    steps: int,
+    *,
+    batch: int = 8,
+    lr: float = 2e-3,
+    resume: bool = False,
+    device: str = "cpu",
+    on_step: StepHook | None = None,
+) -> TrainResult:
+    """Train for `steps` steps on the windows in `data_dir`; `run/last.pt` every 50 steps."""
+    cfg = TrainConfig(kind="bokeh", steps=steps, batch=batch, lr=lr, warmup=20)
     data = load_windows(data_dir)
-    arch = BokehArch()
-    net = BokehNet(arch)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
     run.mkdir(parents=True, exist_ok=True)
-    budget = minutes * 60.0
-    t0, step, smooth = time.perf_counter(), 0, None
-    while (elapsed := time.perf_counter() - t0) < budget:
+    last = run / "last.pt"
+    if resume and last.is_file():
+        state = load_checkpoint(last)
+        net, step = net_from_checkpoint(state).train(), state["step"]
+    else:
+        state, net, step = None, BokehNet(BokehArch()), 0
+    net.to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+    t0, loss = time.perf_counter(), float("nan")
+    while step < steps:
+        rng = np.random.default_rng([cfg.seed, step])
         for group in opt.param_groups:
-            group["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
-        x, target = batch_tensors(data, rng.integers(0, len(data[0]), batch), crop, rng)
-        loss = F.l1_loss(net(x), target)
+            group["lr"] = lr_at(step, cfg)
+        x, target = batch_tensors(data, rng.integers(0, len(data[0]), batch), CROP, rng)
+        loss_t = F.l1_loss(net(x.to(device)), target.to(device))
         opt.zero_grad()
-        loss.backward()
+        loss_t.backward()
         opt.step()
-        step += 1
-        smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
-        if step % save_every == 0:
-            _save(run / "last.pt", net, arch, step)
-            print(f"step {step} {elapsed / 60:.1f} min L1 {smooth:.4f}", flush=True)
-    _save(run / "last.pt", net, arch, step)
-    print(f"done: {step} steps, L1 {smooth:.4f}", flush=True)
-    return run / "last.pt"
+        step, loss = step + 1, loss_t.item()
+        if on_step:
+            on_step(step, loss)
+        if step % 50 == 0 or step == steps:
+            _save(last, net, opt, step)
+    return TrainResult(run, step, loss, {"l1": loss}, time.perf_counter() - t0)
 
 
-def _save(path: Path, net: BokehNet, arch: BokehArch, step: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"arch": asdict(arch), "model": net.state_dict(), "step": step}, tmp)
-    os.replace(tmp, path)
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data", type=Path, default=Path("runs/bokeh_data"))
-    p.add_argument("--run", type=Path, default=Path("runs/bokeh_net"))
-    p.add_argument("--minutes", type=float, default=20.0)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, default=192)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args()
-    train(args.data, args.run, args.minutes, args.batch, args.crop, args.lr, args.threads)
-
-
-if __name__ == "__main__":
-    main()
+def _save(path: Path, net: BokehNet, opt: torch.optim.Optimizer, step: int) -> None:
+    config = {"kind": "bokeh", "arch": asdict(net.arch)}
+    state = {"config": config, "model": net.state_dict(), "optimizer": opt.state_dict()}
+    save_checkpoint(path, {**state, "step": step})
