@@ -10,6 +10,7 @@ from prodepth_cli.commands.eval import eval_command
 from prodepth_cli.commands.export import export
 from prodepth_cli.commands.models import models
 from prodepth_cli.commands.train import train
+from prodepth_cli.commands.video import video
 from prodepth_cli.heap import pin_mmap_threshold
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command("bokeh")(bokeh)
 app.command("eval")(eval_command)
 app.command("train")(train)
 app.command("export")(export)
+app.command("video")(video)
 
 
 def main() -> None:

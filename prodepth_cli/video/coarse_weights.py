@@ -1,0 +1,87 @@
+"""Our default coarse network, rebuilt in torch from the shipped ONNX file.
+
+Only `models/prodepth-coarse.onnx` ships (its torch checkpoint stays in the training run
+folder, which is not distributed). The exporter folded each batch norm into the convolution
+before it, so the fused weights go back into the convolutions and the batch norms become the
+identity plus the fused bias. Convolutions appear in the graph in the order the modules run,
+which is the order `CoarseNet` registers them; the parity check proves the mapping.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from prodepth_cli.errors import ModelError
+from prodepth_cli.models.runtime import MODELS_DIR
+from prodepth_cli.nets.coarse import CoarseNet
+from prodepth_cli.training.export import COARSE_MODEL_FILE
+
+PARITY_TOLERANCE = 1e-3  # float32 torch vs onnxruntime on the same graph: ~1e-5 in practice
+
+
+def default_coarse_onnx() -> Path:
+    """The shipped coarse network (the one the default refiner's coarse pass runs)."""
+    return MODELS_DIR / COARSE_MODEL_FILE
+
+
+def coarse_net_from_onnx(path: str | Path) -> CoarseNet:
+    """A `CoarseNet` (default architecture) carrying the weights of the ONNX file at `path`."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
+        raise ModelError(f"{path}: cannot read the coarse network ({exc})") from None
+    tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    net = CoarseNet()
+    targets = _conv_slots(net)
+    if len(convs) != len(targets):
+        raise ModelError(
+            f"{path}: {len(convs)} convolutions, the coarse network has {len(targets)}"
+        )
+    with torch.no_grad():
+        for node, (conv, bn) in zip(convs, targets, strict=True):
+            weight, bias = tensors[node.input[1]], tensors[node.input[2]]
+            if tuple(weight.shape) != tuple(conv.weight.shape):
+                raise ModelError(f"{path}: weights do not fit the coarse network")
+            conv.weight.copy_(torch.from_numpy(np.array(weight)))
+            if bn is None:
+                conv.bias.copy_(torch.from_numpy(np.array(bias)))
+            else:
+                bn.weight.fill_(1.0)
+                bn.bias.copy_(torch.from_numpy(np.array(bias)))
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)
+    return net.eval()
+
+
+def check_parity(net: CoarseNet, path: str | Path, hw: tuple[int, int] = (128, 416)) -> float:
+    """Largest |torch - onnxruntime| on a random input; ModelError above the tolerance."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((1, 3, *hw)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (ref,) = session.run(None, {session.get_inputs()[0].name: x})
+    with torch.no_grad():
+        out = net.eval()(torch.from_numpy(x)).numpy()
+    diff = float(np.abs(out - ref).max())
+    if diff > PARITY_TOLERANCE:
+        raise ModelError(f"{path}: rebuilt coarse network differs from the ONNX file by {diff}")
+    return diff
+
+
+def _conv_slots(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
+    """Each convolution with the batch norm that follows it (None for the biased head)."""
+    modules = list(net.modules())
+    slots = []
+    for i, m in enumerate(modules):
+        if isinstance(m, nn.Conv2d):
+            nxt = modules[i + 1] if i + 1 < len(modules) else None
+            slots.append((m, nxt if isinstance(nxt, nn.BatchNorm2d) else None))
+    return slots

@@ -1,0 +1,95 @@
+"""Rigid-motion geometry for view synthesis: 6-DoF parameters -> 4x4 transforms, back-project
+depth to points, project into another view, sample that view (monodepth2's conventions).
+
+Camera coordinates: x right, y down, z forward. `T_a_to_b` maps points in camera a's
+coordinates to camera b's: `P_b = T_a_to_b @ P_a`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
+    """`(B, 3)` axis-angle (radians) -> `(B, 3, 3)` rotation (Rodrigues)."""
+    angle = axis_angle.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    axis = axis_angle / angle
+    x, y, z = axis[:, 0], axis[:, 1], axis[:, 2]
+    c, s = torch.cos(angle[:, 0]), torch.sin(angle[:, 0])
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], 1).view(-1, 3, 3)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(k)
+    return eye + s[:, None, None] * k + (1 - c)[:, None, None] * (k @ k)
+
+
+def pose_matrix(axis_angle: torch.Tensor, translation: torch.Tensor, invert: bool = False):
+    """`(B, 3)` rotation and `(B, 3)` translation -> `(B, 4, 4)` transform `[R | t]`, or its
+    inverse `[R^T | -R^T t]` with `invert` (the pose net sees (t-1, t) but the loss needs
+    t -> t-1)."""
+    r = axis_angle_to_matrix(axis_angle)
+    t = translation[:, :, None]
+    if invert:
+        r = r.transpose(1, 2)
+        t = -r @ t
+    top = torch.cat([r, t], 2)
+    bottom = torch.tensor([0, 0, 0, 1], dtype=r.dtype, device=r.device).expand(len(r), 1, 4)
+    return torch.cat([top, bottom], 1)
+
+
+def warp_grid(depth: torch.Tensor, k: torch.Tensor, t_target_to_source: torch.Tensor):
+    """Where each target pixel lands in the source view, as a `grid_sample` grid.
+
+    depth: `(B, 1, H, W)` target depth; k: `(B, 3, 3)` intrinsics at this size;
+    t_target_to_source: `(B, 4, 4)`. Returns `(B, H, W, 2)` in [-1, 1] (align_corners=False).
+    """
+    b, _, h, w = depth.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=depth.dtype, device=depth.device),
+        torch.arange(w, dtype=depth.dtype, device=depth.device),
+        indexing="ij",
+    )
+    pix = torch.stack([xs, ys, torch.ones_like(xs)]).view(1, 3, -1)  # (1, 3, HW)
+    rays = torch.linalg.inv(k) @ pix  # (B, 3, HW)
+    points = rays * depth.view(b, 1, -1)
+    r, t = t_target_to_source[:, :3, :3], t_target_to_source[:, :3, 3:]
+    cam = k @ (r @ points + t)
+    z = cam[:, 2:3].clamp_min(1e-3)
+    uv = cam[:, :2] / z
+    gx = (uv[:, 0] + 0.5) / w * 2 - 1
+    gy = (uv[:, 1] + 0.5) / h * 2 - 1
+    return torch.stack([gx, gy], -1).view(b, h, w, 2)
+
+
+def sample_view(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Source `image` `(B, C, H, W)` read at `grid` `(B, H, W, 2)`; border pixels repeat
+    outside the frame (the auto-mask takes care of what becomes nonsense there)."""
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def chain_poses(steps: list[np.ndarray]) -> np.ndarray:
+    """Camera-to-world poses `(N, 4, 4)` from relative steps `T_i_to_i+1` `(4, 4)` each, frame
+    0 at the origin (KITTI's poses.txt convention: `P_world = pose_i @ P_i`)."""
+    poses = [np.eye(4)]
+    for step in steps:
+        poses.append(poses[-1] @ np.linalg.inv(step))
+    return np.stack(poses)
+
+
+def ate_rmse(estimated: np.ndarray, reference: np.ndarray) -> float:
+    """Absolute trajectory error: RMSE of camera positions after the similarity transform
+    (rotation, translation, scale; Umeyama) that best aligns `estimated` to `reference`.
+    Both are `(N, 4, 4)` or `(N, 3, 4)` camera-to-world poses; monocular scale is free."""
+    x, y = estimated[:, :3, 3], reference[:, :3, 3]
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    u, d, vt = np.linalg.svd(yc.T @ xc / len(x))
+    s = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        s[2, 2] = -1
+    r = u @ s @ vt
+    var_x = (xc**2).sum() / len(x)
+    scale = np.trace(np.diag(d) @ s) / max(var_x, 1e-12)
+    aligned = scale * (r @ xc.T).T + my
+    return float(np.sqrt(((aligned - y) ** 2).sum(1).mean()))

@@ -1,0 +1,169 @@
+"""Clip in, depth out: read the frames, settle the intrinsics and masks, fit, write every
+output. `video_depth` is what the `prodepth video` command, tests and benchmarks call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from prodepth_cli.errors import OptionError
+from prodepth_cli.video.coarse_weights import default_coarse_onnx
+from prodepth_cli.video.fit import FitConfig, StepCallback, VideoFit, fit_video
+from prodepth_cli.video.frames import Clip, parse_size, read_clip
+from prodepth_cli.video.geometry import chain_poses
+from prodepth_cli.video.intrinsics import (
+    Intrinsics,
+    default_intrinsics,
+    parse_intrinsics,
+    read_calib,
+)
+from prodepth_cli.video.masks import read_mask_folder
+from prodepth_cli.video.outputs import write_depth_frames, write_poses, write_preview
+
+CHECKPOINT_NAME = "checkpoint.pt"
+POSES_NAME = "poses.txt"
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Everything `prodepth video` takes besides input and output folder."""
+
+    steps: int = FitConfig.steps
+    intrinsics: str | None = None  # "fx,fy,cx,cy" in pixels of the original frames
+    calib: str | None = None  # KITTI-style calibration file
+    masks: str | None = None  # folder: one dynamic-object mask per frame
+    size: str | None = None  # "WxH" fitting size; default: long side 416, multiples of 32
+    device: str = "auto"
+    preview: str | None = None  # colour-mapped mp4
+    coarse_model: str | None = None  # ONNX coarse network to start from (default: shipped)
+
+
+@dataclass
+class VideoReport:
+    """What `video_depth` wrote and how the fit went (the JSON record of the command)."""
+
+    input: str
+    output: str
+    frames: int
+    width: int
+    height: int
+    fit_size: tuple[int, int]
+    intrinsics: str  # where they came from: flag, calib file, default
+    device: str
+    fit: VideoFit
+    depth_files: list[str] = field(default_factory=list)
+    poses: str = ""
+    checkpoint: str = ""
+    preview: str | None = None
+
+    @property
+    def record(self) -> dict:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "status": "ok",
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+            "fit_size": list(self.fit_size),
+            "intrinsics": self.intrinsics,
+            "device": self.device,
+            "steps_run": self.fit.steps_run,
+            "resumed_from": self.fit.resumed_from,
+            "final_loss": round(float(np.mean(self.fit.losses[-20:])), 5)
+            if self.fit.losses
+            else None,
+            "masks": self.fit.mask_source,
+            "seconds": round(self.fit.seconds, 2),
+            "poses": self.poses,
+            "checkpoint": self.checkpoint,
+            "preview": self.preview,
+        }
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" -> cuda when torch sees a GPU, else cpu; "cuda" without one is an error."""
+    import torch
+
+    device = device.lower()
+    if device not in ("auto", "cpu", "cuda"):
+        raise OptionError(f"--device {device}: choose auto, cpu or cuda")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise OptionError("--device cuda: torch sees no CUDA GPU here")
+    return device
+
+
+def clip_intrinsics(clip: Clip, options: VideoOptions) -> tuple[Intrinsics, str]:
+    """Intrinsics at the clip's fitting size and a word on where they came from."""
+    if options.intrinsics and options.calib:
+        raise OptionError("--intrinsics and --calib both given; choose one")
+    if options.intrinsics:
+        k, origin = parse_intrinsics(options.intrinsics, clip.width, clip.height), "flag"
+    elif options.calib:
+        k, origin = read_calib(options.calib, clip.width, clip.height), options.calib
+    else:
+        k, origin = default_intrinsics(clip.width, clip.height), "default (fx = 0.58 W)"
+    return k.scaled_to(*clip.size), origin
+
+
+def video_depth(
+    src: str | Path,
+    out_dir: str | Path,
+    options: VideoOptions = VideoOptions(),
+    config: FitConfig | None = None,
+    on_frames: Callable[[int], None] | None = None,
+    on_frame: Callable[[], None] | None = None,
+    on_step: StepCallback | None = None,
+) -> VideoReport:
+    """Fit depth to the clip `src` (video file or folder of frames) and write, into
+    `out_dir`: `<frame>.png` per frame (16-bit, near = bright, one range for the clip),
+    `poses.txt` (KITTI 3x4 camera-to-world, frame 0 at the origin, the fit's scale),
+    `checkpoint.pt` (resumed when present), and `options.preview` when asked.
+
+    `config` overrides the fitting settings (its `steps` wins over `options.steps`).
+    """
+    if options.intrinsics:  # reject a malformed string before any decoding
+        parse_intrinsics(options.intrinsics, 1, 1)
+    if options.steps < 1:
+        raise OptionError(f"--steps {options.steps}: must be at least 1")
+    size = parse_size(options.size) if options.size else None
+    device = resolve_device(options.device)
+    clip = read_clip(src, size, on_frame)
+    if on_frames:
+        on_frames(len(clip))
+    k, origin = clip_intrinsics(clip, options)
+    masks = read_mask_folder(options.masks, len(clip), clip.size) if options.masks else None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / CHECKPOINT_NAME
+    config = config or FitConfig(steps=options.steps)
+    coarse = options.coarse_model or default_coarse_onnx()
+    fit = fit_video(clip, k, checkpoint, coarse, config, masks, device, on_step)
+    original = (clip.width, clip.height)
+    files = write_depth_frames(fit.disparity, clip.names, out, original)
+    poses = out / POSES_NAME
+    write_poses(poses, chain_poses(list(fit.steps)))
+    preview = None
+    if options.preview:
+        write_preview(Path(options.preview), fit.disparity, clip.fps, original)
+        preview = str(options.preview)
+    return VideoReport(
+        str(src),
+        str(out),
+        len(clip),
+        clip.width,
+        clip.height,
+        clip.size,
+        origin,
+        device,
+        fit,
+        [str(f) for f in files],
+        str(poses),
+        str(checkpoint),
+        preview,
+    )
