@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin, report_failures
+from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin
 from prodepth_cli.bokeh.depth_input import DEPTH_SUFFIXES
 from prodepth_cli.bokeh.engine import (
     ENGINES,
@@ -24,13 +24,13 @@ from prodepth_cli.bokeh.photo_io import output_suffix
 from prodepth_cli.commands.common import (
     DeviceOption,
     JsonOption,
+    OverwriteOption,
     QuietOption,
-    emit_json,
-    err_console,
+    RecursiveOption,
     fail,
     guarded,
     note,
-    progress_bar,
+    run_batch,
 )
 from prodepth_cli.commands.model_options import KindOption, load_model_from_options
 from prodepth_cli.errors import OptionError, ProdepthError
@@ -104,15 +104,8 @@ def bokeh(
         ),
     ] = None,
     kind: KindOption = None,
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
-    ] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            help="Redo outputs that already exist (default: skip them, so a batch resumes).",
-        ),
-    ] = False,
+    recursive: RecursiveOption = False,
+    overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
     json_out: JsonOption = False,
     quiet: QuietOption = False,
@@ -131,21 +124,16 @@ def bokeh(
     depth_source = None
     if depth is None:
         depth_source = _ModelDepth(load_model_from_options(depth_model, device, kind))
-    outcomes = [Outcome.missing(item, why) for item, why in missing]
-    for outcome in outcomes:
-        _report(outcome, json_out, quiet)
-    with progress_bar(quiet) as bar:
-        images = bar.add_task("images", total=len(jobs))
-        for job in jobs:
-            outcome = _run_job(
-                job, options, depth_maps.get(job.input), depth_source, renderer, overwrite
-            )
-            outcome.info = {"engine": engine, "f_number": f_number, **outcome.info}
-            outcomes.append(outcome)
-            bar.advance(images)
-            _report(outcome, json_out, quiet)
-    if report_failures(outcomes, err_console):
-        raise typer.Exit(1)
+    run_batch(
+        jobs,
+        missing,
+        lambda job, _: _run_job(job, options, depth_maps.get(job.input), depth_source, renderer),
+        _summary,
+        {"engine": engine, "f_number": f_number},
+        overwrite,
+        json_out,
+        quiet,
+    )
 
 
 @dataclass
@@ -202,10 +190,7 @@ def _run_job(
     depth_map: Path | None,
     depth_source,
     renderer: Renderer,
-    overwrite: bool,
 ) -> Outcome:
-    if job.output != STDIO and not overwrite and Path(job.output).exists():
-        return Outcome(job, "skipped", info={"reason": "output exists (use --overwrite)"})
     if depth_source is None and depth_map is None:
         return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
     try:
@@ -213,6 +198,12 @@ def _run_job(
         report = bokeh_file(job.input, job.output, options, depth_map, depth_source, renderer, data)
     except ProdepthError as exc:
         return Outcome(job, "error", str(exc))
+    if report.depth_resized_from:  # a warning, not a note: on stderr even with --json or --quiet
+        h, w = report.depth_resized_from
+        note(
+            f"warning: {report.depth} is {w}x{h}, the image {report.width}x{report.height}: "
+            "depth map resized"
+        )
     return Outcome(
         job,
         "ok",
@@ -230,23 +221,9 @@ def _run_job(
     )
 
 
-def _report(outcome: Outcome, json_out: bool, quiet: bool) -> None:
-    resized = outcome.info.get("depth_resized_from")
-    if resized:  # a warning, not a note: on stderr even with --json or --quiet
-        h, w = resized
-        note(
-            f"warning: {outcome.info['depth']} is {w}x{h}, the image "
-            f"{outcome.info['width']}x{outcome.info['height']}: depth map resized"
-        )
-    if json_out:
-        emit_json(outcome.record)
-    elif outcome.status == "ok" and outcome.job.output != STDIO:
-        note(
-            f"{outcome.job.input} -> {outcome.job.output} "
-            f"({outcome.info['width']}x{outcome.info['height']}, focus "
-            f"{outcome.info['focus']:.4g}, discs up to {outcome.info['max_radius_px']:.0f} px, "
-            f"{outcome.info['seconds']:.1f} s)",
-            quiet,
-        )
-    elif outcome.status == "skipped":
-        note(f"{outcome.job.input}: skipped, {outcome.job.output} exists", quiet)
+def _summary(outcome: Outcome) -> str:
+    info = outcome.info
+    return (
+        f"{info['width']}x{info['height']}, focus {info['focus']:.4g}, discs up to "
+        f"{info['max_radius_px']:.0f} px, {info['seconds']:.1f} s"
+    )

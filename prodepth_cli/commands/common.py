@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -19,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from prodepth_cli.batch import STDIO, Job, Missing, Outcome, report_failures
 from prodepth_cli.errors import ProdepthError
 
 err_console = Console(stderr=True, highlight=False)
@@ -32,6 +34,11 @@ DeviceOption = Annotated[
         help="auto: CUDA/TensorRT when they load, else CPU; or force cpu / cuda.",
         case_sensitive=False,
     ),
+]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(help="Redo outputs that already exist (default: skip them, so a batch resumes)."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
 JsonOption = Annotated[
@@ -82,3 +89,45 @@ def progress_bar(quiet: bool) -> Progress:
         disable=quiet or not err_console.is_terminal,
         transient=False,
     )
+
+
+def run_batch(
+    jobs: list[Job],
+    missing: Missing,
+    run_job: Callable[[Job, Progress], Outcome],
+    summary: Callable[[Outcome], str],
+    common: dict[str, Any],
+    overwrite: bool,
+    json_out: bool,
+    quiet: bool,
+) -> None:
+    """Run every job under one progress bar: complete outputs are skipped (resume) unless
+    `overwrite`, each outcome is reported as it comes (a JSON line, or a note ending in
+    `summary`), and the failures are listed at the end with exit code 1."""
+
+    def report(outcome: Outcome) -> None:
+        if json_out:
+            emit_json(outcome.record)
+        elif outcome.status == "ok" and outcome.job.output != STDIO:
+            note(f"{outcome.job.input} -> {outcome.job.output} ({summary(outcome)})", quiet)
+        elif outcome.status == "skipped":
+            note(f"{outcome.job.input}: skipped, {outcome.job.output} exists", quiet)
+
+    outcomes = [Outcome.missing(item, why) for item, why in missing]
+    for outcome in outcomes:
+        report(outcome)
+    with progress_bar(quiet) as bar:
+        images = bar.add_task("images", total=len(jobs))
+        for job in jobs:
+            if job.output != STDIO and not overwrite and Path(job.output).exists():
+                outcome = Outcome(
+                    job, "skipped", info={"reason": "output exists (use --overwrite)"}
+                )
+            else:
+                outcome = run_job(job, bar)
+            outcome.info = {**common, **outcome.info}
+            outcomes.append(outcome)
+            bar.advance(images)
+            report(outcome)
+    if report_failures(outcomes, err_console):
+        raise typer.Exit(1)

@@ -7,17 +7,16 @@ from typing import Annotated
 
 import typer
 
-from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin, report_failures
+from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin
 from prodepth_cli.commands.common import (
     DeviceOption,
     JsonOption,
+    OverwriteOption,
     QuietOption,
-    emit_json,
-    err_console,
+    RecursiveOption,
     fail,
     guarded,
-    note,
-    progress_bar,
+    run_batch,
 )
 from prodepth_cli.commands.model_options import (
     KindOption,
@@ -77,15 +76,8 @@ def depth(
     colormap: Annotated[
         bool, typer.Option(help="Also write an 8-bit colour preview `<stem>_depth_color.png`.")
     ] = False,
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
-    ] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            help="Redo outputs that already exist (default: skip them, so a batch resumes).",
-        ),
-    ] = False,
+    recursive: RecursiveOption = False,
+    overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
     json_out: JsonOption = False,
     quiet: QuietOption = False,
@@ -107,28 +99,21 @@ def depth(
         "tile": tile,
         "overlap": default_overlap(tile) if overlap is None else overlap,
     }
-    outcomes = [Outcome.missing(item, why) for item, why in missing]
-    for outcome in outcomes:
-        _report(outcome, json_out, quiet)
-    with progress_bar(quiet) as bar:
-        images = bar.add_task("images", total=len(jobs))
-        for job in jobs:
-            outcome = _run_job(job, depth_model, options, fmt, colormap, overwrite, bar)
-            outcome.info = {**common, **outcome.info}
-            outcomes.append(outcome)
-            bar.advance(images)
-            _report(outcome, json_out, quiet)
-    if report_failures(outcomes, err_console):
-        raise typer.Exit(1)
+    run_batch(
+        jobs,
+        missing,
+        lambda job, bar: _run_job(job, depth_model, options, fmt, colormap, bar),
+        _summary,
+        common,
+        overwrite,
+        json_out,
+        quiet,
+    )
 
 
-def _run_job(
-    job: Job, model, options: DepthOptions, fmt: str, colormap: bool, overwrite: bool, bar
-) -> Outcome:
+def _run_job(job: Job, model, options: DepthOptions, fmt: str, colormap: bool, bar) -> Outcome:
     out = Path(job.output)
     color = out.with_name(f"{out.stem}_color.png") if colormap and job.output != STDIO else None
-    if job.output != STDIO and not overwrite and out.exists():
-        return Outcome(job, "skipped", info={"reason": "output exists (use --overwrite)"})
     tiles = bar.add_task(f"  {Path(job.input).name}", total=None)
     try:
         data = read_stdin() if job.input == STDIO else None
@@ -160,15 +145,6 @@ def _run_job(
     )
 
 
-def _report(outcome: Outcome, json_out: bool, quiet: bool) -> None:
-    if json_out:
-        emit_json(outcome.record)
-    elif outcome.status == "ok" and outcome.job.output != STDIO:
-        note(
-            f"{outcome.job.input} -> {outcome.job.output} "
-            f"({outcome.info['width']}x{outcome.info['height']}, "
-            f"{len(outcome.info['tiles'])} tiles, {outcome.info['seconds']:.1f} s)",
-            quiet,
-        )
-    elif outcome.status == "skipped":
-        note(f"{outcome.job.input}: skipped, {outcome.job.output} exists", quiet)
+def _summary(outcome: Outcome) -> str:
+    info = outcome.info
+    return f"{info['width']}x{info['height']}, {len(info['tiles'])} tiles, {info['seconds']:.1f} s"
