@@ -3,9 +3,10 @@
 Input `(B, 4, H, W)`: sRGB in [0, 1] and the signed circle of confusion in network pixels
 divided by `COC_SCALE`; output `(B, 3, H, W)` sRGB. H and W must be multiples of 16. The
 decoder picks, per pixel, a softmax mix of an average-pooled image pyramid (levels 1 to
-1/16, the blur the CoC asks for) plus a small residual for what a pyramid cannot do (disc
-edges, occlusion). Ops: conv, ReLU, average pooling, bilinear resize, softmax, add/mul,
-concat — all run by the TFLite GPU delegate.
+1/16, the blur the CoC asks for; the CoC alone gives the prior choice, the network corrects
+it) plus a small residual for what a pyramid cannot do (disc edges, occlusion). Ops: conv,
+ReLU, average pooling, bilinear resize, softmax, abs, log, maximum, add/sub/mul, concat —
+all run by the TFLite GPU delegate.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class BokehNet(nn.Module):
         radius = torch.abs(coc) * COC_SCALE
         level = torch.log(torch.clamp(radius * 1.2, min=1.0)) * (1.0 / math.log(2.0))
         ks = torch.arange(self.levels, dtype=coc.dtype, device=coc.device).view(1, -1, 1, 1)
-        return -PRIOR_SHARPNESS * (ks - level) ** 2
+        off = ks - level
+        return off * off * -PRIOR_SHARPNESS  # mul, not pow: plain GPU-delegate ops
 
 
 def _resize_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
