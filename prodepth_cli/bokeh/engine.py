@@ -25,6 +25,7 @@ from prodepth_cli.bokeh.lens import (
 )
 from prodepth_cli.bokeh.photo_io import Photo, read_photo, write_photo
 from prodepth_cli.bokeh.render import render_bokeh
+from prodepth_cli.bokeh.tiled import render_tiled
 from prodepth_cli.errors import OptionError
 
 ENGINES = ("classic", "tflite")
@@ -42,8 +43,8 @@ class Renderer(Protocol):
 def classic_renderer(
     rgb: np.ndarray, disparity01: np.ndarray, focus01: float, k: float
 ) -> np.ndarray:
-    """The classical engine as a Renderer."""
-    return render_bokeh(rgb, signed_coc(disparity01, focus01, k))
+    """The classical engine as a Renderer (large images in tiles)."""
+    return render_tiled(render_bokeh, rgb, signed_coc(disparity01, focus01, k))
 
 
 @dataclass(frozen=True)

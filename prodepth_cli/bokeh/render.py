@@ -88,6 +88,11 @@ def scatter_disc(layer: np.ndarray, radius: float) -> np.ndarray:
     return cv2.filter2D(layer, -1, disc_kernel(radius), borderType=cv2.BORDER_CONSTANT)
 
 
+def max_radius(h: int, w: int) -> float:
+    """The largest CoC radius drawn for an `h` x `w` image: a wider disc is a wash anyway."""
+    return _MAX_RADIUS_SHARE * max(h, w)
+
+
 def render_bokeh(
     rgb: np.ndarray, coc: np.ndarray, highlights: Highlights | None = Highlights()
 ) -> np.ndarray:
@@ -105,7 +110,7 @@ def render_bokeh(
     h, w = coc.shape
     if rgb.shape[:2] != (h, w):
         raise ValueError(f"image {rgb.shape[:2]} and CoC {coc.shape} differ in size")
-    reach = _MAX_RADIUS_SHARE * max(h, w)  # a disc wider than this is a wash anyway
+    reach = max_radius(h, w)
     coc = np.clip(coc, -reach, reach)
     lin = srgb_to_linear(rgb)
     if highlights is not None:

@@ -45,13 +45,14 @@ class BandBlender:
     later tile touches.
     """
 
-    def __init__(self, plan: TilePlan):
+    def __init__(self, plan: TilePlan, channels: tuple[int, ...] = ()):
         self.plan = plan
+        self.channels = channels  # trailing shape of each pixel: () for depth, (3,) for RGB
         # float32: the maps are float32 anyway, and the hot path stays in one precision.
         self.wx = axis_weights(plan.width, plan.xs, plan.tile_w, plan.overlap).astype(np.float32)
         self.wy = axis_weights(plan.height, plan.ys, plan.tile_h, plan.overlap).astype(np.float32)
         self._y0 = 0  # image row of self._acc[0]
-        self._acc = np.zeros((plan.tile_h, plan.width), np.float32)
+        self._acc = np.zeros((plan.tile_h, plan.width, *channels), np.float32)
 
     def tile_weight(self, row: int, col: int) -> np.ndarray:
         """`(tile_h, tile_w)` weight of one tile."""
@@ -61,8 +62,9 @@ class BandBlender:
         """Add a tile's `(tile_h, tile_w)` map with its weight."""
         x, y = self.plan.xs[col], self.plan.ys[row]
         band = self._band_for(y)
-        weighted = values * self.wy[row][:, None]
-        weighted *= self.wx[col][None, :]
+        pixel = (1,) * len(self.channels)
+        weighted = values * self.wy[row].reshape(-1, 1, *pixel)
+        weighted *= self.wx[col].reshape(1, -1, *pixel)
         band[:, x : x + self.plan.tile_w] += weighted
 
     def finish_row(self, row: int) -> tuple[int, np.ndarray]:
@@ -72,7 +74,8 @@ class BandBlender:
         n = end - self._y0
         done = self._acc[:n].copy()
         y0 = self._y0
-        self._acc = np.concatenate([self._acc[n:], np.zeros((n, self.plan.width), np.float32)])
+        fresh = np.zeros((n, self.plan.width, *self.channels), np.float32)
+        self._acc = np.concatenate([self._acc[n:], fresh])
         self._y0 = end
         return y0, done
 
@@ -81,10 +84,12 @@ class BandBlender:
         return self._acc[off : off + self.plan.tile_h]
 
 
-def iter_blended(plan: TilePlan, tiles_by_row) -> Iterator[tuple[int, np.ndarray]]:
+def iter_blended(
+    plan: TilePlan, tiles_by_row, channels: tuple[int, ...] = ()
+) -> Iterator[tuple[int, np.ndarray]]:
     """Blend `tiles_by_row` (an iterable, per grid row, of (col, values) pairs) into finished
     row bands `(y0, rows)`."""
-    blender = BandBlender(plan)
+    blender = BandBlender(plan, channels)
     for row, tiles in enumerate(tiles_by_row):
         for col, values in tiles:
             blender.add(row, col, values)
