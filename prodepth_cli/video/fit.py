@@ -35,6 +35,7 @@ from prodepth_cli.video.losses import (
 )
 from prodepth_cli.video.masks import residual_masks
 from prodepth_cli.video.nets import PoseNet, VideoDepthNet, sigmoid_to_depth, upsample_to
+from prodepth_cli.video.temporal import fuse_depth
 
 StepCallback = Callable[[int, int, float, str], None]  # step, total, loss, stage
 
@@ -52,6 +53,7 @@ class FitConfig:
     mask_dilation: int = 10  # 3x3 steps, as in the paper (at 640 px wide; scaled to width)
     seed: int = 0
     checkpoint_every: int = 100
+    temporal_radius: int = 2  # neighbours each side fused into each frame's output depth
 
     @property
     def fine_start(self) -> int:
@@ -63,8 +65,9 @@ class VideoFit:
     """What a fit produced, at the fitting size.
 
     disparity: `(N, h, w)` float32 inverse depth (units of the fit's arbitrary scale, larger
-    = nearer). steps: `(N-1, 4, 4)` camera motions `T_i_to_i+1`. masks: `(N, h, w)` uint8
-    dynamic-object masks used by the GDS stage (None when none were found or given).
+    = nearer), temporally fused (`temporal.fuse_depth`). steps: `(N-1, 4, 4)` camera motions
+    `T_i_to_i+1`. masks: `(N, h, w)` uint8 dynamic-object masks used by the GDS stage (None
+    when none were found or given).
     """
 
     disparity: np.ndarray
@@ -79,6 +82,9 @@ class VideoFit:
 
 @dataclass
 class _Fitter:
+    """A clip's frames and the two networks: the loss the loop minimises and what the
+    outputs read back (disparity, camera motions, residuals for automatic masks)."""
+
     frames: torch.Tensor  # (N, 3, h, w) uint8
     k: torch.Tensor  # (1, 3, 3)
     depth: VideoDepthNet
@@ -247,9 +253,11 @@ def fit_video(
             save(step + 1)
     if state is None or start < config.steps:
         save(max(start, config.steps))
+    motions = fitter.motions()
+    depth = fuse_depth(1 / fitter.disparity(), motions, intrinsics.matrix(), config.temporal_radius)
     return VideoFit(
-        fitter.disparity(),
-        fitter.motions(),
+        1 / depth,
+        motions,
         masks,
         mask_source if masks is not None else "none",
         max(0, config.steps - start),

@@ -44,6 +44,11 @@ def warp_grid(depth: torch.Tensor, k: torch.Tensor, t_target_to_source: torch.Te
     depth: `(B, 1, H, W)` target depth; k: `(B, 3, 3)` intrinsics at this size;
     t_target_to_source: `(B, 4, 4)`. Returns `(B, H, W, 2)` in [-1, 1] (align_corners=False).
     """
+    return project(depth, k, t_target_to_source)[0]
+
+
+def project(depth: torch.Tensor, k: torch.Tensor, t_target_to_source: torch.Tensor):
+    """`warp_grid` and the depth `(B, 1, H, W)` each target pixel has in the source camera."""
     b, _, h, w = depth.shape
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=depth.dtype, device=depth.device),
@@ -59,7 +64,7 @@ def warp_grid(depth: torch.Tensor, k: torch.Tensor, t_target_to_source: torch.Te
     uv = cam[:, :2] / z
     gx = (uv[:, 0] + 0.5) / w * 2 - 1
     gy = (uv[:, 1] + 0.5) / h * 2 - 1
-    return torch.stack([gx, gy], -1).view(b, h, w, 2)
+    return torch.stack([gx, gy], -1).view(b, h, w, 2), z.view(b, 1, h, w)
 
 
 def sample_view(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

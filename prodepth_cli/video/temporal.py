@@ -1,0 +1,57 @@
+"""Temporal fusion of the fitted depth: each frame's depth averaged with what its neighbours,
+moved by the fitted camera motion, say about the same points, where they agree.
+
+A depth network run frame by frame jitters where the photometric loss says little (sky,
+foliage, texture-less walls). The neighbours' opinion, carried through the rigid geometry the
+fit found, steadies those regions; where they disagree by more than `AGREEMENT` (moving
+objects, occlusions) a frame keeps its own depth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from prodepth_cli.video.geometry import project, sample_view
+
+AGREEMENT = 0.15  # relative depth difference beyond which a neighbour is ignored
+
+
+def fuse_depth(
+    depth: np.ndarray, motions: np.ndarray, k: np.ndarray, radius: int = 1
+) -> np.ndarray:
+    """`(N, h, w)` depth fused over `radius` frames each side.
+
+    motions: `(N-1, 4, 4)` `T_i_to_i+1`; k: `(3, 3)` intrinsics at this size. For a
+    neighbour s of frame t, a pixel's point lands in s at depth z_s; s's own depth there,
+    d_s, rescales t's depth by d_s / z_s. The fused depth is the mean of the agreeing ones
+    (harmonic, i.e. averaged in disparity, where the photometric fit is made).
+    """
+    n = len(depth)
+    maps = torch.from_numpy(depth)[:, None].float()
+    kk = torch.from_numpy(k).float()[None]
+    fused = np.empty_like(depth)
+    for t in range(n):
+        own = maps[t : t + 1]
+        total, count = 1 / own, torch.ones_like(own)
+        for s in range(max(0, t - radius), min(n, t + radius + 1)):
+            if s == t:
+                continue
+            move = torch.from_numpy(_motion(motions, t, s)).float()[None]
+            grid, z_s = project(own, kk, move)
+            d_s = sample_view(maps[s : s + 1], grid)
+            inside = (grid.abs() <= 1).all(-1)[:, None]
+            ratio = d_s / z_s
+            agree = inside & ((ratio - 1).abs() < AGREEMENT)
+            total = total + torch.where(agree, 1 / (own * ratio), torch.zeros_like(own))
+            count = count + agree.float()
+        fused[t] = (count / total)[0, 0].numpy()
+    return fused
+
+
+def _motion(motions: np.ndarray, t: int, s: int) -> np.ndarray:
+    """`T_t_to_s` from the chain of consecutive motions `T_i_to_i+1`."""
+    m = np.eye(4)
+    for i in range(min(t, s), max(t, s)):
+        m = motions[i] @ m
+    return m if s > t else np.linalg.inv(m)
