@@ -202,6 +202,8 @@ def test_fit_on_a_folder_writes_maps_named_by_frame_and_resumes(tmp_path):
     longer = FitConfig(steps=6, fine_fraction=0.5, checkpoint_every=2)
     again = video_depth(frames, out, VideoOptions(device="cpu"), longer)
     assert again.fit.resumed_from == 4 and again.fit.steps_run == 2
+    with pytest.raises(OptionError, match="other intrinsics"):
+        video_depth(frames, out, VideoOptions(device="cpu", intrinsics="90,90,96,32"), longer)
 
 
 def test_fit_uses_given_masks(tmp_path):

@@ -35,7 +35,8 @@ def video(
         ),
     ],
     steps: Annotated[
-        int, typer.Option(min=1, help="Training steps (two frames each); CPU: ~1 s a step.")
+        int,
+        typer.Option(min=1, help="Training steps (two frame triplets each); CPU: ~0.7 s a step."),
     ] = 1500,
     intrinsics: Annotated[
         str | None,

@@ -193,7 +193,7 @@ def fit_video(
             {"params": pose_net.parameters(), "lr": config.pose_lr},
         ]
     )
-    state = _load_state(Path(checkpoint), clip)
+    state = _load_state(Path(checkpoint), clip, intrinsics)
     mask_source = "given" if masks is not None else "none"
     if state is not None:
         depth_net.load_state_dict(state["depth"])
@@ -267,7 +267,7 @@ def fit_video(
     )
 
 
-def _load_state(path: Path, clip: Clip) -> dict | None:
+def _load_state(path: Path, clip: Clip, intrinsics: Intrinsics) -> dict | None:
     """The checkpoint at `path` when it belongs to this clip at this size, else None (no
     file) or OptionError (someone else's checkpoint: never overwrite it silently)."""
     if not path.exists():
@@ -283,6 +283,12 @@ def _load_state(path: Path, clip: Clip) -> dict | None:
             f"{path}: checkpoint of {state['frames']} frames at "
             f"{state['size'][0]}x{state['size'][1]}, this clip has {len(clip)} at "
             f"{clip.size[0]}x{clip.size[1]}; remove it or choose another output folder"
+        )
+    fitted = Intrinsics(**state["intrinsics"])
+    if not np.allclose(fitted.matrix(), intrinsics.matrix(), rtol=1e-4):
+        raise OptionError(
+            f"{path}: fitted with other intrinsics (fx {fitted.fx:.1f}, fy {fitted.fy:.1f} at "
+            f"{fitted.width}x{fitted.height}); give the same --intrinsics/--calib to resume"
         )
     return state
 
