@@ -126,3 +126,19 @@ def test_cli_tflite_engine_writes_the_render(tmp_path):
     )
     assert missing.exit_code == 1 and "no such TFLite model" in missing.stderr
     assert not Path(tmp_path / "x.png").exists()
+
+
+def test_tflite_engine_keeps_the_runtimes_log_lines_off_stderr(tmp_path):
+    """LiteRT's native INFO line must not leak: stderr holds our one result line only."""
+    import subprocess
+    import sys
+
+    from tests.test_bokeh_cli import _disparity, _image, _png16
+
+    src = _image(tmp_path / "p.png")
+    depth = _png16(tmp_path / "d.png", _disparity())
+    cmd = [sys.executable, "-m", "prodepth_cli", "bokeh", str(src), "--depth", str(depth)]
+    done = subprocess.run([*cmd, "--engine", "tflite"], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{src} -> "), lines

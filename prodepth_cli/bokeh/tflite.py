@@ -8,7 +8,10 @@ same renderer (parity tests, validation) through `predict` of the same shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +41,9 @@ class TFLiteBokehNet:
         if not path.is_file():
             raise ModelError(f"{path}: no such TFLite model")
         try:
-            self._interp = Interpreter(model_path=str(path), num_threads=threads)
-            self._interp.allocate_tensors()
+            with _native_stderr_silenced():  # LiteRT's "INFO: Created ... delegate" line
+                self._interp = Interpreter(model_path=str(path), num_threads=threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: not a loadable TFLite model ({exc})") from None
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
@@ -47,7 +51,7 @@ class TFLiteBokehNet:
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 4 or len(outputs) != 1:
             raise ModelError(
                 f"{path}: not a bokeh network (expected one NHWC input (1, H, W, 4): image "
-                f"+ CoC; got {[tuple(i['shape']) for i in inputs]})"
+                f"+ CoC; got {[tuple(map(int, i['shape'])) for i in inputs]})"
             )
         self.name = path.name
         self.frame_hw = (int(shape[1]), int(shape[2]))
@@ -82,3 +86,19 @@ def load_bokeh_net(path: str | Path | None = None, threads: int | None = None) -
     """The TFLite engine as a Renderer (default: the shipped `models/prodepth-bokeh.tflite`)."""
     net = TFLiteBokehNet(path or DEFAULT_TFLITE, threads)
     return NetRenderer(net.predict, net.frame_hw, net.name)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for a while: the C++ runtime logs there directly,
+    past Python's sys.stderr. Errors still arrive as Python exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
