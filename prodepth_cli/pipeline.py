@@ -1,15 +1,16 @@
-"""The depth pipeline: coarse pass -> tile plan -> batched tiles -> align -> blend -> rows.
+"""The depth pipeline: coarse pass -> tile plan -> batched tiles -> align -> blend.
 
-`iter_depth_rows` is the streaming core: it reads the image band by band and yields finished
-rows of disparity (larger = nearer), so memory is bounded by one band of tile rows whatever
-the image size. `depth_array` (array in, array out) and `depth_file` (file in, file out) are
-the two public entry points; the CLI, eval and benchmarks all go through them.
+`blend_depth` is the core: it runs the tiles down the image in batches and adds each one's
+weighted disparity (larger = nearer) into a canvas. `depth_array` (array in, array out) blends
+in memory; `depth_file` (file in, file out) reads tiles from a disk ring of decoded rows and
+blends into a scratch file, so its memory stays flat however large the image. They are the
+two public entry points; the CLI, eval and benchmarks all go through them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -17,24 +18,24 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from prodepth_cli.io.read import RowBuffer, open_image, read_thumbnail, to_unit_rgb
-from prodepth_cli.io.write import RawRows, write_colormap, write_depth
+from prodepth_cli.io.read import WindowReader, open_image, read_thumbnail, to_unit_rgb
+from prodepth_cli.io.write import DepthScratch, write_colormap, write_depth
 from prodepth_cli.models.runtime import DepthModel, Network
 from prodepth_cli.tiling.align import align_to_coarse, crop_coarse
-from prodepth_cli.tiling.blend import BandBlender
+from prodepth_cli.tiling.blend import ArrayCanvas, Canvas, TileWeights
 from prodepth_cli.tiling.plan import Tile, TilePlan, plan_tiles
 
 TileCallback = Callable[[int], None]  # called with the number of tiles just finished
 
 
-class RowSource(Protocol):
-    """Rows of an image, top to bottom, as stored (white at `full_scale`)."""
+class TileSource(Protocol):
+    """Windows of an image, asked for top to bottom, as stored (white at `full_scale`)."""
 
     width: int
     height: int
     full_scale: float
 
-    def rows(self, y0: int, y1: int) -> np.ndarray: ...
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class DepthOptions:
 
 @dataclass
 class ArraySource:
-    """An in-memory `(H, W, 3)` RGB image (uint8, uint16 or float in [0, 1]) as a RowSource."""
+    """An in-memory `(H, W, 3)` RGB image (uint8, uint16 or float in [0, 1]) as a TileSource."""
 
     rgb: np.ndarray
     width: int = field(init=False)
@@ -60,8 +61,8 @@ class ArraySource:
         scales = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
         self.full_scale = scales.get(self.rgb.dtype, 1.0)
 
-    def rows(self, y0: int, y1: int) -> np.ndarray:
-        return self.rgb[y0:y1]
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return self.rgb[y0:y1, x0:x1]
 
     def thumbnail(self, max_side: int) -> np.ndarray:
         size = _fit_long_side(self.height, self.width, max_side)
@@ -87,14 +88,15 @@ def coarse_disparity(
     return net.predict(small[None])[0]
 
 
-def iter_depth_rows(
-    source: RowSource,
+def blend_depth(
+    source: TileSource,
     thumbnail: Callable[[int], np.ndarray],
     model: DepthModel,
+    canvas: Canvas,
     options: DepthOptions = DepthOptions(),
     on_tiles: TileCallback | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield `(y0, rows)`: finished `(n, W)` float32 disparity rows, top to bottom."""
+) -> None:
+    """Add every tile's weighted disparity into `canvas` (zeros at first): the whole map."""
     hw = (source.height, source.width)
     plan = plan_tiles(*hw, options.tile, options.overlap)
     net = model.tile_net
@@ -103,36 +105,38 @@ def iter_depth_rows(
     if net.spec.is_refiner:
         lo, hi = float(coarse.min()), float(coarse.max())
         coarse = (coarse - lo) / max(hi - lo, 1e-12)  # the refiner's global [0, 1] frame
-    blender = BandBlender(plan)
+    weights = TileWeights(plan)
     for row in range(len(plan.ys)):
         tiles = plan.row_tiles(row)
-        band = source.rows(plan.ys[row], plan.ys[row] + plan.tile_h)
         for start in range(0, len(tiles), options.batch):
             chunk = tiles[start : start + options.batch]
-            maps = _run_tiles(band, source.full_scale, chunk, net, coarse, hw)
+            maps = _run_tiles(source, chunk, net, coarse, hw)
             for tile, disp in zip(chunk, maps, strict=True):
                 if coarse is not None and net.spec.align == "affine":
                     disp = align_to_coarse(disp, coarse, hw, tile.box)
-                blender.add(tile.row, tile.col, disp)
+                canvas.add(tile.y, tile.x, weights.apply(tile, disp))
             if on_tiles:
                 on_tiles(len(chunk))
-        yield blender.finish_row(row)
 
 
 def _run_tiles(
-    band: np.ndarray,
-    full_scale: float,
+    source: TileSource,
     tiles: list[Tile],
     net: Network,
     coarse: np.ndarray | None,
     hw: tuple[int, int],
 ) -> list[np.ndarray]:
-    """Run a batch of same-size tiles cut from `band` (rows as stored, white at `full_scale`);
-    returns each tile's `(h, w)` disparity at full size."""
+    """Run a batch of same-size tiles of `source`; returns each tile's `(h, w)` disparity at
+    full size."""
     th, tw = tiles[0].h, tiles[0].w
     size = net.input_hw(th, tw)
     rgb = np.stack(
-        [resize_to(to_unit_rgb(band[:, t.x : t.x + tw], full_scale), size) for t in tiles]
+        [
+            resize_to(
+                to_unit_rgb(source.window(t.y, t.y + th, t.x, t.x + tw), source.full_scale), size
+            )
+            for t in tiles
+        ]
     )
     crops = None
     if net.spec.is_refiner:
@@ -153,11 +157,9 @@ def depth_array(
     rgb: `(H, W, 3)` uint8/uint16, or float in [0, 1]. Returns `(H, W)` float32.
     """
     source = ArraySource(rgb)
-    out = np.empty((source.height, source.width), np.float32)
-    options = DepthOptions(tile, overlap, batch)
-    for y0, rows in iter_depth_rows(source, source.thumbnail, model, options):
-        out[y0 : y0 + len(rows)] = rows
-    return out
+    canvas = ArrayCanvas((source.height, source.width))
+    blend_depth(source, source.thumbnail, model, canvas, DepthOptions(tile, overlap, batch))
+    return canvas.array
 
 
 @dataclass
@@ -203,12 +205,14 @@ def depth_file(
     def thumbnail(max_side: int) -> np.ndarray:
         return read_thumbnail(src, data, max_side)
 
-    with RawRows(image.width, image.height) as raw:
-        for _, rows in iter_depth_rows(RowBuffer(image), thumbnail, model, options, on_tiles):
-            raw.write(rows)
-        write_depth(raw, dst, fmt)
+    with (
+        WindowReader(image, keep_rows=plan.tile_h) as reader,
+        DepthScratch(image.width, image.height) as scratch,
+    ):
+        blend_depth(reader, thumbnail, model, scratch, options, on_tiles)
+        write_depth(scratch, dst, fmt)
         if colormap is not None:
-            write_colormap(raw, colormap)
+            write_colormap(scratch, colormap)
     return DepthReport(
         str(src),
         str(dst),

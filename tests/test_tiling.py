@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.scratch import ScratchArray
 from prodepth_cli.tiling.align import crop_coarse, fit_robust_scale_shift
-from prodepth_cli.tiling.blend import BandBlender
+from prodepth_cli.tiling.blend import ArrayCanvas, TileWeights
 from prodepth_cli.tiling.plan import plan_tiles
 
 SHAPES = [(1, 1), (1, 5000), (5000, 3), (700, 741), (1024, 1024), (1025, 1024), (3000, 2049)]
@@ -51,10 +54,10 @@ def test_nonsense_tiles_are_refused(tile, overlap):
 )
 def test_blend_weights_sum_to_one_and_fade_to_tile_edges(hw, tile, overlap):
     plan = plan_tiles(*hw, tile, overlap)
-    blender = BandBlender(plan)
+    weights = TileWeights(plan)
     total = np.zeros(hw)
     for t in plan.tiles:
-        weight = blender.tile_weight(t.row, t.col)
+        weight = weights.of(t)
         assert (weight > 0).all(), "every tile pixel counts a little, so no pixel is orphaned"
         total[t.y : t.y + t.h, t.x : t.x + t.w] += weight
         if t.x > 0:  # an interior edge: weight there is tiny, so seams cannot show
@@ -64,19 +67,46 @@ def test_blend_weights_sum_to_one_and_fade_to_tile_edges(hw, tile, overlap):
     np.testing.assert_allclose(total, 1.0, atol=1e-6)  # float32 weights: eps 6e-8 per tile
 
 
-def test_band_blender_reassembles_a_constant_map_row_by_row():
+@pytest.mark.parametrize("channels", [(), (3,)])
+def test_weighted_tiles_reassemble_a_map_in_any_order(channels):
     plan = plan_tiles(1000, 700, 256, 64)
-    blender = BandBlender(plan)
-    rows = []
-    for r in range(len(plan.ys)):
-        for t in plan.row_tiles(r):
-            blender.add(t.row, t.col, np.full((t.h, t.w), 3.0))
-        y0, done = blender.finish_row(r)
-        assert y0 == sum(len(x) for x in rows), "finished rows come in order, without gaps"
-        rows.append(done)
-    out = np.concatenate(rows)
-    assert out.shape == (1000, 700)
-    np.testing.assert_allclose(out, 3.0, rtol=1e-6)
+    weights = TileWeights(plan)
+    ramp = np.linspace(0, 5, 1000 * 700, dtype=np.float32).reshape(1000, 700)
+    image = ramp.reshape(1000, 700, *(1,) * len(channels)) * np.ones(channels, np.float32)
+    canvas = ArrayCanvas(image.shape)
+    for t in reversed(plan.tiles):
+        canvas.add(t.y, t.x, weights.apply(t, image[t.y : t.y + t.h, t.x : t.x + t.w]))
+    np.testing.assert_allclose(canvas.array, image, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape,channels,dtype", [((300, 700), (), np.float32), ((90, 1000), (3,), np.uint16)]
+)
+def test_scratch_array_reads_back_what_was_written_and_added(shape, channels, dtype):
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 1000, (*shape, *channels)).astype(dtype)
+    scratch = ScratchArray(*shape, channels, dtype)
+    # Unaligned windows (blocks are 256 columns), written then added in overlapping pieces.
+    for y0, x0 in itertools.product((0, 150), (0, 333, 666)):
+        scratch.write(y0, x0, truth[y0 : y0 + 150, x0 : x0 + 400])
+    scratch.add(17, 250, truth[17:80, 250:611])
+    expected = truth.copy()
+    expected[17:80, 250:611] *= 2
+    np.testing.assert_array_equal(scratch.read(0, shape[0]), expected)
+    np.testing.assert_array_equal(scratch.read(40, 71, 255, 513), expected[40:71, 255:513])
+    scratch.close()
+
+
+def test_scratch_ring_keeps_the_last_rows_as_the_band_slides_down():
+    image = np.arange(1000 * 300, dtype=np.float32).reshape(1000, 300)
+    ring = ScratchArray(1000, 300, ring_rows=96)
+    for y in range(0, 1000, 40):  # strips that do not divide the ring: windows wrap around
+        ring.write(y, 0, image[y : y + 40])
+        lo = max(0, min(y + 40, 1000) - 96)
+        np.testing.assert_array_equal(
+            ring.read(lo, min(y + 40, 1000), 7, 290), image[lo : y + 40, 7:290]
+        )
+    ring.close()
 
 
 def test_robust_fit_recovers_scale_shift_despite_outliers():

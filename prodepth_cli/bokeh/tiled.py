@@ -1,10 +1,10 @@
-"""Large photos render in overlapping tiles, through the depth pipeline's plan and blender.
+"""Large photos render in overlapping tiles, through the depth pipeline's plan and weights.
 
 A disc reaches at most `reach` pixels, so a tile rendered with that much context on every
 side holds, inside, what the whole image would give. Neighbouring tiles then overlap and are
 blended with the depth tiles' partition-of-unity weights, which hides the small differences
-the renderer's downsampled layers leave between them. Only one tile's stack of layers and
-one band of blended rows exist at a time, not a whole image's layers.
+the renderer's downsampled layers leave between them. Only one tile's stack of layers
+exists at a time, not a whole image's layers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from prodepth_cli.bokeh.render import max_radius
-from prodepth_cli.tiling.blend import iter_blended
+from prodepth_cli.tiling.blend import ArrayCanvas, TileWeights
 from prodepth_cli.tiling.plan import Tile, default_overlap, plan_tiles
 
 TILE = 4096  # px: a 12 MP photo renders whole; larger ones in tiles of this size
@@ -31,14 +31,10 @@ def render_tiled(render: Render, rgb: np.ndarray, coc: np.ndarray, tile: int = T
     coc = np.clip(coc, -cap, cap)  # the whole image's limit, not each tile's
     reach = int(np.ceil(np.abs(coc).max())) + 2
     plan = plan_tiles(h, w, tile, default_overlap(tile))
-    rows = (
-        [(t.col, _render_tile(render, rgb, coc, t, reach)) for t in plan.row_tiles(r)]
-        for r in range(len(plan.ys))
-    )
-    out = np.empty((h, w, 3), np.float32)
-    for y0, band in iter_blended(plan, rows, channels=(3,)):
-        out[y0 : y0 + len(band)] = band
-    return out
+    weights, out = TileWeights(plan), ArrayCanvas((h, w, 3))
+    for t in plan.tiles:
+        out.add(t.y, t.x, weights.apply(t, _render_tile(render, rgb, coc, t, reach)))
+    return out.array
 
 
 def _render_tile(render: Render, rgb: np.ndarray, coc: np.ndarray, t: Tile, reach: int):

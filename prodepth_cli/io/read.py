@@ -14,6 +14,7 @@ import numpy as np
 import pyvips
 
 from prodepth_cli.errors import InputError
+from prodepth_cli.io.scratch import ScratchArray
 
 # Full-scale value of each integer pixel format, to map pixels to [0, 1].
 _FULL_SCALE = {
@@ -24,6 +25,7 @@ _FULL_SCALE = {
     "uint": 4294967295.0,
     "int": 2147483647.0,
 }
+_STRIP_BYTES = 4 << 20  # rows decoded per call: a few MB, whatever the width
 _NUMPY_FORMAT = {
     "uchar": "u1",
     "char": "i1",
@@ -61,7 +63,8 @@ class ImageSource:
         """Rows `[y0, y1)` as stored, `(y1 - y0, W, 3)` (uint8, uint16 or float; white at
         `full_scale`): kept compact until a tile needs them as floats.
 
-        Calls must move down the image (sequential decoding); `RowBuffer` keeps the overlap.
+        Calls must move down the image (sequential decoding); `WindowReader` keeps the
+        overlap.
         """
         try:
             data = self._region.fetch(0, y0, self.width, y1 - y0)
@@ -112,27 +115,41 @@ def read_thumbnail(path: str | Path, data: bytes | None, max_side: int) -> np.nd
         raise InputError(f"{name}: truncated or corrupt image ({_first_line(exc)})") from None
 
 
-class RowBuffer:
-    """Serves overlapping row ranges of an ImageSource while decoding each row once."""
+class WindowReader:
+    """Tile windows of an ImageSource, going down the image, with memory flat in its size.
 
-    def __init__(self, source: ImageSource):
+    Rows are decoded once, in strips of a few megabytes, into a disk ring (`ScratchArray`)
+    that keeps the last `keep_rows`: a band of tiles of a 32768-pixel-wide photograph is
+    100 MB or more, and it stays out of the process.
+    """
+
+    def __init__(self, source: ImageSource, keep_rows: int):
         self.source = source
-        self._y0 = 0
-        self._rows = np.zeros((0, source.width, 3), source.dtype)
         self.width, self.height = source.width, source.height
         self.full_scale = source.full_scale
+        self.keep_rows = keep_rows
+        self._ring = ScratchArray(
+            source.height, source.width, (3,), source.dtype, ring_rows=keep_rows
+        )
+        self._strip = max(1, _STRIP_BYTES // (source.width * 3 * source.dtype.itemsize))
+        self._decoded = 0  # rows [0, _decoded) have been decoded
 
-    def rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows `[y0, y1)`; `y0` must not go back above an earlier call's `y0`."""
-        if y0 < self._y0:
-            raise ValueError(f"rows requested out of order: {y0} < {self._y0}")
-        have_end = self._y0 + len(self._rows)
-        keep = self._rows[y0 - self._y0 :] if y0 < have_end else self._rows[:0]
-        start = max(y0, have_end)
-        if y1 > start:
-            keep = np.concatenate([keep, self.source.rows(start, y1)])
-        self._y0, self._rows = y0, keep
-        return self._rows[: y1 - self._y0]
+    def __enter__(self) -> WindowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._ring.close()
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Pixels `[y0, y1) x [x0, x1)` as stored; `y0` must stay within `keep_rows` of the
+        lowest row asked for so far."""
+        if y0 < max(self._decoded, y1) - self.keep_rows:
+            raise ValueError(f"rows {y0}-{y1} are outside the kept band")
+        while self._decoded < y1:
+            end = min(self._decoded + self._strip, y1)
+            self._ring.write(self._decoded, 0, self.source.rows(self._decoded, end))
+            self._decoded = end
+        return self._ring.read(y0, y1, x0, x1)
 
 
 def _load(name: str, data: bytes | None, access: str) -> pyvips.Image:

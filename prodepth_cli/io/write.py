@@ -1,9 +1,9 @@
-"""Depth output: rows streamed to a raw scratch file, then encoded by strips, atomically.
+"""Depth output: tiles blended into a scratch file on disk, then encoded by strips, atomically.
 
-The pipeline yields rows top to bottom; per-image normalisation (16-bit PNG) needs the whole
-map's range first, so rows go to an uncompressed float32 scratch file (disk, not memory) and
-the encoders read it back in strips (pypng for PNG, tifffile for TIFF): no output format
-ever holds the map whole.
+Per-image normalisation (16-bit PNG) needs the whole map's range first, and a gigapixel map
+does not fit in memory, so tiles add into an uncompressed float32 scratch file (disk, not
+memory) and the encoders read it back in strips (pypng for PNG, tifffile for TIFF): no output
+format ever holds the map whole.
 
 Conventions: relative inverse depth, larger = nearer. `png16` maps the image's own range to
 0..65535 (near = bright); `tiff` (float32, tiled, deflate, BigTIFF when large), `pfm` and `npy`
@@ -13,6 +13,7 @@ keep the raw values.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -26,9 +27,11 @@ import png
 import tifffile
 
 from prodepth_cli.errors import OutputError
+from prodepth_cli.io.scratch import ScratchArray
 
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
 _BIGTIFF_BYTES = 2**31
+_STRIP_BYTES = 4 << 20  # rows read back per strip: a few MB, whatever the width
 _TIFF_TILE = 256
 _PNG_LEVEL = 1  # zlib level: smooth depth maps gain little from more effort
 _UMASK = os.umask(0o022)
@@ -58,53 +61,55 @@ def atomic_output(dst: str | Path) -> Iterator[Path]:
         raise
 
 
-class RawRows:
-    """A scratch file of float32 rows, `(height, width)` in all, with its finite range."""
+class DepthScratch:
+    """The depth map being blended: float32 `(height, width)` on disk (see `ScratchArray`).
+
+    Tiles add their weighted maps into it in any order; once all are in, the encoders read it
+    back in strips, so no output format ever holds the map whole.
+    """
 
     def __init__(self, width: int, height: int):
         self.width, self.height = width, height
-        self.lo, self.hi = np.inf, -np.inf
-        self.rows_written = 0
-        fd, path = tempfile.mkstemp(prefix="prodepth-", suffix=".f32")
-        self.path = Path(path)
-        self._file = os.fdopen(fd, "wb")
+        self.array = ScratchArray(height, width)
 
-    def __enter__(self) -> RawRows:
+    def __enter__(self) -> DepthScratch:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
+        self.array.close()
 
-    def write(self, rows: np.ndarray) -> None:
-        rows = np.nan_to_num(rows.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
-        self.lo = min(self.lo, float(rows.min()))
-        self.hi = max(self.hi, float(rows.max()))
-        self._file.write(rows.tobytes())
-        self.rows_written += len(rows)
+    def add(self, y0: int, x0: int, values: np.ndarray) -> None:
+        values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        self.array.add(y0, x0, values)
 
-    def strips(self, rows: int = 256, reverse: bool = False) -> Iterator[np.ndarray]:
-        """The map as `(n, W)` float32 strips, top to bottom (or bottom to top)."""
-        if self.rows_written != self.height:
-            raise RuntimeError(f"{self.rows_written} of {self.height} rows written")
-        self._file.flush()
+    def strips(self, rows: int | None = None, reverse: bool = False) -> Iterator[np.ndarray]:
+        """The map as `(n, W)` float32 strips of about `_STRIP_BYTES`, top to bottom (or
+        bottom to top)."""
+        rows = rows or max(1, min(256, _STRIP_BYTES // (4 * self.width)))
         starts = range(0, self.height, rows)
-        with open(self.path, "rb") as f:
-            for y0 in reversed(starts) if reverse else starts:
-                n = min(rows, self.height - y0)
-                f.seek(y0 * self.width * 4)
-                strip = np.frombuffer(f.read(n * self.width * 4), np.float32)
-                yield strip.reshape(n, self.width)
+        for y0 in reversed(starts) if reverse else starts:
+            yield self.array.read(y0, min(y0 + rows, self.height))
+
+    @functools.cached_property
+    def range(self) -> tuple[float, float]:
+        """(lo, hi) of the finished map (read once, after every tile is in)."""
+        lo, hi = np.inf, -np.inf
+        for strip in self.strips():
+            lo, hi = min(lo, float(strip.min())), max(hi, float(strip.max()))
+        return lo, hi
 
     def levels(self, top: float, dtype: np.dtype) -> Iterator[np.ndarray]:
         """Strips with the map's range mapped to integer levels 0..`top` (near = `top`)."""
-        span = self.hi - self.lo
-        gain = top / span if span > 0 else 0.0
+        lo, hi = self.range
+        gain = top / (hi - lo) if hi > lo else 0.0
         for strip in self.strips():
-            yield ((strip - self.lo) * gain + 0.5).astype(dtype)
+            strip -= lo
+            strip *= gain
+            strip += 0.5
+            yield strip.astype(dtype)
 
 
-def write_depth(raw: RawRows, dst: str | Path, fmt: str) -> None:
+def write_depth(raw: DepthScratch, dst: str | Path, fmt: str) -> None:
     """Encode `raw` as `fmt` at `dst` ("-" = PNG bytes on stdout), atomically."""
     if fmt not in FORMATS:
         raise OutputError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
@@ -118,7 +123,7 @@ def write_depth(raw: RawRows, dst: str | Path, fmt: str) -> None:
         _SAVERS[fmt](raw, tmp)
 
 
-def write_colormap(raw: RawRows, dst: str | Path) -> None:
+def write_colormap(raw: DepthScratch, dst: str | Path) -> None:
     """An 8-bit colour preview of `raw` (turbo colour map, near = warm) as PNG, atomically."""
     lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
     lut = lut[:, 0, ::-1]  # (256, 3) RGB
@@ -129,19 +134,19 @@ def write_colormap(raw: RawRows, dst: str | Path) -> None:
         ).write_packed(f, rows)
 
 
-def _write_png16(raw: RawRows, f: BinaryIO) -> None:
+def _write_png16(raw: DepthScratch, f: BinaryIO) -> None:
     rows = (row.tobytes() for strip in raw.levels(65535.0, np.dtype(">u2")) for row in strip)
     png.Writer(
         raw.width, raw.height, greyscale=True, bitdepth=16, compression=_PNG_LEVEL
     ).write_packed(f, rows)
 
 
-def _save_png16(raw: RawRows, path: Path) -> None:
+def _save_png16(raw: DepthScratch, path: Path) -> None:
     with open(path, "wb") as f:
         _write_png16(raw, f)
 
 
-def _save_tiff(raw: RawRows, path: Path) -> None:
+def _save_tiff(raw: DepthScratch, path: Path) -> None:
     big = raw.width * raw.height * 4 >= _BIGTIFF_BYTES
     tifffile.imwrite(
         path,
@@ -154,18 +159,18 @@ def _save_tiff(raw: RawRows, path: Path) -> None:
     )
 
 
-def _tiff_tiles(raw: RawRows) -> Iterator[np.ndarray]:
+def _tiff_tiles(raw: DepthScratch) -> Iterator[np.ndarray]:
     """Row-major 256x256 tiles, zero-padded past the right and bottom edges."""
     t = _TIFF_TILE
-    padded_w = -(-raw.width // t) * t
-    for strip in raw.strips(t):
-        block = np.zeros((t, padded_w), np.float32)
-        block[: len(strip), : raw.width] = strip
-        for x in range(0, padded_w, t):
-            yield block[:, x : x + t]
+    for y in range(0, raw.height, t):
+        for x in range(0, raw.width, t):
+            tile = np.zeros((t, t), np.float32)
+            part = raw.array.read(y, min(y + t, raw.height), x, min(x + t, raw.width))
+            tile[: part.shape[0], : part.shape[1]] = part
+            yield tile
 
 
-def _save_pfm(raw: RawRows, path: Path) -> None:
+def _save_pfm(raw: DepthScratch, path: Path) -> None:
     # PFM: little-endian (negative scale), rows stored bottom to top.
     with open(path, "wb") as f:
         f.write(f"Pf\n{raw.width} {raw.height}\n-1.0\n".encode("ascii"))
@@ -173,7 +178,7 @@ def _save_pfm(raw: RawRows, path: Path) -> None:
             f.write(strip[::-1].astype("<f4").tobytes())
 
 
-def _save_npy(raw: RawRows, path: Path) -> None:
+def _save_npy(raw: DepthScratch, path: Path) -> None:
     header = {"descr": "<f4", "fortran_order": False, "shape": (raw.height, raw.width)}
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)

@@ -1,0 +1,102 @@
+"""Disk-backed pixel arrays, so that working memory does not grow with the image.
+
+A gigapixel image's band of tile rows is hundreds of megabytes, and its depth map gigabytes;
+both live here, in an unlinked temporary file read and written with positioned I/O (the page
+cache holds them, not the process). Pixels are stored in column blocks of `BLOCK` pixels,
+each block's rows contiguous, so a tile-sized window is a handful of contiguous reads
+whatever the image width. With `ring_rows` the file keeps only that many rows, row y in slot
+y % ring_rows: a band that slides down the image.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+
+BLOCK = 256  # columns per block
+
+
+class ScratchArray:
+    """A `(height, width, *channels)` array on disk; windows come back as numpy arrays."""
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        channels: tuple[int, ...] = (),
+        dtype: np.dtype | type = np.float32,
+        ring_rows: int | None = None,
+    ):
+        self.height, self.width, self.channels = height, width, channels
+        self.dtype = np.dtype(dtype)
+        self.block = min(BLOCK, width)
+        self.rows = ring_rows or height  # slots per block
+        self._pixel = self.dtype.itemsize * int(np.prod(channels, dtype=int))
+        self._blocks = -(-width // self.block)
+        self._block_bytes = self.rows * self.block * self._pixel
+        self._fd, path = tempfile.mkstemp(prefix="prodepth-", suffix=".scratch")
+        os.unlink(path)  # anonymous: the space goes back when the file is closed, crash or not
+        os.ftruncate(self._fd, self._blocks * self._block_bytes)  # sparse zeros
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def read(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """Rows `[y0, y1)`, columns `[x0, x1)` (default: to the right edge)."""
+        x1 = self.width if x1 is None else x1
+        out = np.empty((y1 - y0, x1 - x0, *self.channels), self.dtype)
+        for b, lo, hi, blocks in self._block_rows(y0, y1, x0, x1):
+            out[:, lo - x0 : hi - x0] = blocks[:, lo - b : hi - b]
+        return out
+
+    def write(self, y0: int, x0: int, values: np.ndarray) -> None:
+        """Put `values` `(h, w, *channels)` at row `y0`, column `x0`."""
+        self._update(y0, x0, values, add=False)
+
+    def add(self, y0: int, x0: int, values: np.ndarray) -> None:
+        """Add `values` `(h, w, *channels)` into the window at row `y0`, column `x0`."""
+        self._update(y0, x0, values, add=True)
+
+    def _update(self, y0: int, x0: int, values: np.ndarray, add: bool) -> None:
+        h, w = values.shape[:2]
+        for b, lo, hi, blocks in self._block_rows(y0, y0 + h, x0, x0 + w, whole_is_new=not add):
+            part = values[:, lo - x0 : hi - x0]
+            if add:
+                blocks[:, lo - b : hi - b] += part
+            else:
+                blocks[:, lo - b : hi - b] = part
+            self._io(os.pwritev, b, y0, blocks)
+
+    def _block_rows(
+        self, y0: int, y1: int, x0: int, x1: int, whole_is_new: bool = False
+    ) -> Iterator[tuple]:
+        """For each block under columns `[x0, x1)`: (its first column, the covered column
+        range, its rows `[y0, y1)` as a `(n, block, *channels)` array read from disk; not
+        read when `whole_is_new` and the range covers the block's every column)."""
+        if y1 <= y0:
+            return
+        for k in range(x0 // self.block, -(-x1 // self.block)):
+            b = k * self.block
+            lo, hi = max(x0, b), min(x1, b + self.block)
+            blocks = np.empty((y1 - y0, self.block, *self.channels), self.dtype)
+            if not (whole_is_new and hi - lo == min(self.block, self.width - b)):
+                self._io(os.preadv, b, y0, blocks)
+            yield b, lo, hi, blocks
+
+    def _io(self, call, b: int, y0: int, blocks: np.ndarray) -> None:
+        """Read or write `blocks` (rows from `y0` of the block at column `b`), splitting
+        where the ring wraps."""
+        base = (b // self.block) * self._block_bytes
+        row_bytes = self.block * self._pixel
+        flat = blocks.reshape(len(blocks), -1).view(np.uint8)
+        done = 0
+        while done < len(blocks):
+            slot = (y0 + done) % self.rows
+            n = min(len(blocks) - done, self.rows - slot)
+            size = call(self._fd, [flat[done : done + n]], base + slot * row_bytes)
+            if size != n * row_bytes:
+                raise OSError(f"scratch file: {size} of {n * row_bytes} bytes transferred")
+            done += n
