@@ -11,7 +11,6 @@ folder and deleted afterwards.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.onnx_models import pointwise_model  # noqa: E402
+from tests.test_memory import peak_rss_mb  # noqa: E402
 
 LARGE = ROOT.parent / "shared" / "data" / "large"
 PHOTOS = [
@@ -29,45 +29,6 @@ PHOTOS = [
     "hubble_orion_nebula_18000x18000.jpg",
 ]
 GIGAPIXEL_SIDE = 32768
-
-RUN = """
-import resource, sys
-from prodepth_cli.cli import app
-try:
-    app(sys.argv[1:], standalone_mode=False)
-finally:
-    print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-"""
-
-
-def peak_rss_mb(image: Path, model: Path, out: Path, tile: int) -> tuple[float, float]:
-    """(peak RSS in MB, wall seconds) of one `prodepth depth` process."""
-    t0 = time.perf_counter()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            RUN,
-            "depth",
-            str(image),
-            "-o",
-            str(out),
-            "--model",
-            str(model),
-            "--tile",
-            str(tile),
-            "--overwrite",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"{image.name}: {done.stderr.strip()}")
-    kb = next(int(ln.split()[1]) for ln in done.stderr.splitlines() if ln.startswith("PEAK_KB"))
-    return kb / 1024, wall
 
 
 def make_gigapixel(src: Path, dst: Path) -> Path:
@@ -107,7 +68,10 @@ def main() -> None:
 
             header = pyvips.Image.new_from_file(str(image))
             mp = header.width * header.height / 1e6
-            rss, wall = peak_rss_mb(image, model, tmp / "depth.png", args.tile)
+            try:
+                rss, wall = peak_rss_mb(image, model, tmp / "depth.png", args.tile)
+            except RuntimeError as exc:
+                raise SystemExit(str(exc)) from None
             first = first or rss
             print(
                 f"{image.name:40} {mp:7.0f} {rss:12.0f} {wall:8.1f} {rss / first:9.2f}", flush=True
