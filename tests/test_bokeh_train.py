@@ -82,7 +82,7 @@ def test_export_bokeh_to_tflite_or_refuse_without_the_converter(tmp_path, window
     run = tmp_path / "run"
     assert _run("train", "bokeh", "--out", str(run), "--data", str(windows), "--steps", "1")
     out = tmp_path / "net.tflite"
-    result = _run("export", str(run / "last.pt"), "-o", str(out), "--json")
+    result = _run("export", "bokeh", str(run / "last.pt"), "-o", str(out), "--json")
     if not HAS_CONVERTER:
         assert result.exit_code == 1
         assert "bokeh-train" in result.output and len(result.output.strip().splitlines()) == 1
@@ -93,3 +93,16 @@ def test_export_bokeh_to_tflite_or_refuse_without_the_converter(tmp_path, window
     assert report["max_abs_diff"] < 1e-4 and report["int8_mean_abs_diff"] < 2 / 255
     assert out.is_file() and (tmp_path / "net-int8.tflite").is_file()
     assert (tmp_path / "net.pt").is_file()
+
+
+def test_export_checks_the_kind_it_is_told(tmp_path, windows):
+    run = tmp_path / "run"
+    assert _run("train", "bokeh", "--out", str(run), "--data", str(windows), "--steps", "1")
+    for args, says in [
+        (["refiner", str(run / "last.pt")], "a bokeh checkpoint, not refiner"),
+        (["lens", str(run / "last.pt")], "give [coarse|refiner|bokeh] CHECKPOINT"),
+    ]:
+        result = _run("export", *args, "-o", str(tmp_path / "x.onnx"))
+        assert result.exit_code != 0 and says in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, "one line, no traceback"
+    assert not list(tmp_path.glob("x*")), "nothing written"

@@ -10,10 +10,20 @@ import typer
 from prodepth_cli.commands.common import JsonOption, QuietOption, emit_json, guarded, note
 from prodepth_cli.errors import InputError, OptionError
 
+KINDS = ("coarse", "refiner", "bokeh")
+
 
 @guarded
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A .pt checkpoint from prodepth train.")],
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[KIND] CHECKPOINT",
+            help="A .pt checkpoint from prodepth train, optionally after its kind "
+            "(coarse, refiner or bokeh), which is then checked against the checkpoint.",
+            show_default=False,
+        ),
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The .onnx (or bokeh: .tflite) to write.")
     ],
@@ -23,14 +33,20 @@ def export(
     quiet: QuietOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Export CHECKPOINT: depth networks to ONNX (opset 17, dynamic batch/height/width) with
-    their spec; the bokeh network to TFLite, fp32 and int8 (needs the `bokeh-train` extra).
-    Either way the result is checked against torch and nothing is left when it differs."""
+    """Export CHECKPOINT (`prodepth export bokeh runs/b/last.pt -o b.tflite`; the kind may be
+    left out, the checkpoint knows it): depth networks to ONNX (opset 17, dynamic batch,
+    height and width) with their spec; the bokeh network to TFLite, fp32 and int8 (needs the
+    `bokeh-train` extra). Either way the result is checked against torch and nothing is left
+    when it differs."""
     from prodepth_cli.training.checkpoint import load_checkpoint
 
+    kind, checkpoint = _kind_and_checkpoint(targets)
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no such checkpoint")
-    if load_checkpoint(checkpoint)["config"].get("kind") == "bokeh":
+    found = load_checkpoint(checkpoint)["config"].get("kind")
+    if kind is not None and kind != found:
+        raise OptionError(f"{checkpoint}: a {found} checkpoint, not {kind}")
+    if found == "bokeh":
         _export_bokeh(checkpoint, output, fp16, quiet, json_out)
         return
     from prodepth_cli.training.export import export_checkpoint
@@ -50,6 +66,14 @@ def export(
                 "max_abs_diff": result.max_abs_diff,
             }
         )
+
+
+def _kind_and_checkpoint(targets: list[str]) -> tuple[str | None, Path]:
+    if len(targets) == 1:
+        return None, Path(targets[0])
+    if len(targets) == 2 and targets[0] in KINDS:
+        return targets[0], Path(targets[1])
+    raise OptionError(f"export {' '.join(targets)}: give [{'|'.join(KINDS)}] CHECKPOINT")
 
 
 def _export_bokeh(checkpoint: Path, output: Path, fp16: bool, quiet: bool, json_out: bool):
