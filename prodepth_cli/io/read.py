@@ -25,7 +25,6 @@ _FULL_SCALE = {
     "uint": 4294967295.0,
     "int": 2147483647.0,
 }
-_STRIP_BYTES = 4 << 20  # rows decoded per call: a few MB, whatever the width
 _NUMPY_FORMAT = {
     "uchar": "u1",
     "char": "i1",
@@ -131,7 +130,6 @@ class WindowReader:
         self._ring = ScratchArray(
             source.height, source.width, (3,), source.dtype, ring_rows=keep_rows
         )
-        self._strip = max(1, _STRIP_BYTES // (source.width * 3 * source.dtype.itemsize))
         self._decoded = 0  # rows [0, _decoded) have been decoded
 
     def __enter__(self) -> WindowReader:
@@ -146,7 +144,7 @@ class WindowReader:
         if y0 < max(self._decoded, y1) - self.keep_rows:
             raise ValueError(f"rows {y0}-{y1} are outside the kept band")
         while self._decoded < y1:
-            end = min(self._decoded + self._strip, y1)
+            end = min(self._decoded + self._ring.strip_rows, y1)
             self._ring.write(self._decoded, 0, self.source.rows(self._decoded, end))
             self._decoded = end
         return self._ring.read(y0, y1, x0, x1)

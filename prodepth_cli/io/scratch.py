@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 
 BLOCK = 256  # columns per block
+STRIP_BYTES = 4 << 20  # full-width rows moved per call: a few MB, whatever the width
 
 
 class ScratchArray:
@@ -43,6 +44,11 @@ class ScratchArray:
 
     def close(self) -> None:
         os.close(self._fd)
+
+    @property
+    def strip_rows(self) -> int:
+        """Rows of about `STRIP_BYTES` at full width: the step for streaming rows in or out."""
+        return max(1, STRIP_BYTES // (self.width * self._pixel))
 
     def read(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
         """Rows `[y0, y1)`, columns `[x0, x1)` (default: to the right edge)."""

@@ -31,7 +31,6 @@ from prodepth_cli.io.scratch import ScratchArray
 
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
 _BIGTIFF_BYTES = 2**31
-_STRIP_BYTES = 4 << 20  # rows read back per strip: a few MB, whatever the width
 _TIFF_TILE = 256
 _PNG_LEVEL = 1  # zlib level: smooth depth maps gain little from more effort
 _UMASK = os.umask(0o022)
@@ -79,13 +78,14 @@ class DepthScratch:
         self.array.close()
 
     def add(self, y0: int, x0: int, values: np.ndarray) -> None:
-        values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        values = np.nan_to_num(
+            values.astype(np.float32), copy=False, nan=0.0, posinf=0.0, neginf=0.0
+        )
         self.array.add(y0, x0, values)
 
-    def strips(self, rows: int | None = None, reverse: bool = False) -> Iterator[np.ndarray]:
-        """The map as `(n, W)` float32 strips of about `_STRIP_BYTES`, top to bottom (or
-        bottom to top)."""
-        rows = rows or max(1, min(256, _STRIP_BYTES // (4 * self.width)))
+    def strips(self, reverse: bool = False) -> Iterator[np.ndarray]:
+        """The map as `(n, W)` float32 strips of a few MB, top to bottom (or bottom to top)."""
+        rows = self.array.strip_rows
         starts = range(0, self.height, rows)
         for y0 in reversed(starts) if reverse else starts:
             yield self.array.read(y0, min(y0 + rows, self.height))
