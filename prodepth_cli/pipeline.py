@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +19,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from prodepth_cli.io.read import WindowReader, open_image, read_thumbnail, to_unit_rgb
+from prodepth_cli.io.read import WindowReader, open_stream, to_unit_rgb
 from prodepth_cli.io.write import DepthScratch, write_colormap, write_depth
 from prodepth_cli.models.runtime import DepthModel, Network
 from prodepth_cli.tiling.align import align_to_coarse, crop_coarse
@@ -197,19 +198,16 @@ def depth_file(
     `on_start(n_tiles)` is called once the plan is known.
     """
     t0 = time.perf_counter()
-    image = open_image(src, data)
+    image = open_stream(src, data)
     plan = plan_tiles(image.height, image.width, options.tile, options.overlap)
     if on_start:
         on_start(len(plan.tiles))
-
-    def thumbnail(max_side: int) -> np.ndarray:
-        return read_thumbnail(src, data, max_side)
-
     with (
+        closing(image),
         WindowReader(image, keep_rows=plan.tile_h) as reader,
         DepthScratch(image.width, image.height) as scratch,
     ):
-        blend_depth(reader, thumbnail, model, scratch, options, on_tiles)
+        blend_depth(reader, image.thumbnail, model, scratch, options, on_tiles)
         write_depth(scratch, dst, fmt)
         if colormap is not None:
             write_colormap(scratch, colormap)

@@ -1,12 +1,14 @@
 """Image input: decode lazily and stream rows top to bottom, whatever the size.
 
 libvips (pyvips) does the decoding: JPEG, PNG, TIFF/BigTIFF, WebP and more are read in
-sequential strips, so a gigapixel photograph is never held whole in memory. Images whose EXIF
-orientation needs a rotation are decoded whole (a rotation needs random access).
+sequential strips, so a gigapixel photograph is never held whole in memory. Tiled TIFFs are
+read tile by tile instead (io/tiff.py), which keeps less. Images whose EXIF orientation needs
+a rotation are decoded whole (a rotation needs random access).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import numpy as np
 import pyvips
 
 from prodepth_cli.errors import InputError
-from prodepth_cli.io.scratch import ScratchArray
+from prodepth_cli.io.scratch import ScratchArray, rows_per_strip
+from prodepth_cli.io.tiff import TiledTiff
 
 # Full-scale value of each integer pixel format, to map pixels to [0, 1].
 _FULL_SCALE = {
@@ -44,11 +47,17 @@ class ImageSource:
     name: str
     image: pyvips.Image  # sRGB, 3 bands, any numeric format, orientation applied
     full_scale: float  # pixel value of white
+    data: bytes | None = None  # the encoded image when it did not come from a file
 
     def __post_init__(self) -> None:
         # One region over one pipeline: its reads share the sequential decoder's position.
         self._region = pyvips.Region.new(self.image)
         self.dtype = np.dtype(_NUMPY_FORMAT[self.image.format])
+        # Rows fetched together: a few MB; libvips is very slow at fetches under 8 rows.
+        self.strip_rows = max(8, rows_per_strip(self.width * 3 * self.dtype.itemsize))
+
+    def close(self) -> None:
+        """Nothing to release: libvips frees the image with the object."""
 
     @property
     def width(self) -> int:
@@ -73,12 +82,34 @@ class ImageSource:
             ) from None
         return np.frombuffer(data, self.dtype).reshape(y1 - y0, self.width, 3)
 
+    def blocks(self, y0: int, y1: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Rows `[y0, y1)` as one full-width block `(0, pixels)` (the `TiledTiff` interface)."""
+        yield 0, self.rows(y0, y1)
+
+    def thumbnail(self, max_side: int) -> np.ndarray:
+        return read_thumbnail(self.name, self.data, max_side)
+
+
+def open_stream(path: str | Path, data: bytes | None = None) -> ImageSource | TiledTiff:
+    """Open an image file (or encoded `data` named `path`) to stream its rows into a
+    `WindowReader`: tiled TIFFs tile by tile, everything else through libvips."""
+    _check_input(str(path), data)
+    return TiledTiff.open(path, data) or open_image(path, data)
+
 
 def open_image(path: str | Path, data: bytes | None = None) -> ImageSource:
     """Open an image file (or encoded `data`, e.g. from stdin, named `path`) for streaming."""
     name = str(path)
+    _check_input(name, data)
+    image = _load(name, data, access="sequential")
+    if _orientation(image) > 1:
+        image = _load(name, data, access="random").autorot()
+    return ImageSource(name, *_as_srgb(image, name), data)
+
+
+def _check_input(name: str, data: bytes | None) -> None:
     if data is None:
-        p = Path(path)
+        p = Path(name)
         if not p.exists():
             raise InputError(f"{name}: no such file")
         if p.is_dir():
@@ -87,10 +118,6 @@ def open_image(path: str | Path, data: bytes | None = None) -> ImageSource:
             raise InputError(f"{name}: empty file")
     elif not data:
         raise InputError(f"{name}: empty input")
-    image = _load(name, data, access="sequential")
-    if _orientation(image) > 1:
-        image = _load(name, data, access="random").autorot()
-    return ImageSource(name, *_as_srgb(image, name))
 
 
 def read_thumbnail(path: str | Path, data: bytes | None, max_side: int) -> np.ndarray:
@@ -115,20 +142,20 @@ def read_thumbnail(path: str | Path, data: bytes | None, max_side: int) -> np.nd
 
 
 class WindowReader:
-    """Tile windows of an ImageSource, going down the image, with memory flat in its size.
+    """Tile windows of an image source, going down the image, with memory flat in its size.
 
-    Rows are decoded once, in strips of a few megabytes, into a disk ring (`ScratchArray`)
-    that keeps the last `keep_rows`: a band of tiles of a 32768-pixel-wide photograph is
-    100 MB or more, and it stays out of the process.
+    Rows are decoded once, a strip at a time (a few megabytes, or a row of TIFF tiles), into
+    a disk ring (`ScratchArray`) that keeps the last `keep_rows` and the strip below: a band
+    of tiles of a 32768-pixel-wide photograph is 100 MB or more, and it stays out of the
+    process.
     """
 
-    def __init__(self, source: ImageSource, keep_rows: int):
+    def __init__(self, source: ImageSource | TiledTiff, keep_rows: int):
         self.source = source
         self.width, self.height = source.width, source.height
         self.full_scale = source.full_scale
-        self.keep_rows = keep_rows
         self._ring = ScratchArray(
-            source.height, source.width, (3,), source.dtype, ring_rows=keep_rows
+            source.height, source.width, (3,), source.dtype, keep_rows + source.strip_rows
         )
         self._decoded = 0  # rows [0, _decoded) have been decoded
 
@@ -141,12 +168,13 @@ class WindowReader:
     def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Pixels `[y0, y1) x [x0, x1)` as stored; `y0` must stay within `keep_rows` of the
         lowest row asked for so far."""
-        if y0 < max(self._decoded, y1) - self.keep_rows:
-            raise ValueError(f"rows {y0}-{y1} are outside the kept band")
         while self._decoded < y1:
-            end = min(self._decoded + self._ring.strip_rows, y1)
-            self._ring.write(self._decoded, 0, self.source.rows(self._decoded, end))
+            end = min(self._decoded + self.source.strip_rows, self.height)
+            for x, pixels in self.source.blocks(self._decoded, end):
+                self._ring.write(self._decoded, x, pixels)
             self._decoded = end
+        if y0 < self._decoded - self._ring.rows:
+            raise ValueError(f"rows {y0}-{y1} are outside the kept band")
         return self._ring.read(y0, y1, x0, x1)
 
 

@@ -20,6 +20,11 @@ BLOCK = 256  # columns per block
 STRIP_BYTES = 4 << 20  # full-width rows moved per call: a few MB, whatever the width
 
 
+def rows_per_strip(row_bytes: int) -> int:
+    """Rows of `row_bytes` that make about `STRIP_BYTES`: the step for streaming rows."""
+    return max(1, STRIP_BYTES // row_bytes)
+
+
 class ScratchArray:
     """A `(height, width, *channels)` array on disk; windows come back as numpy arrays."""
 
@@ -48,7 +53,7 @@ class ScratchArray:
     @property
     def strip_rows(self) -> int:
         """Rows of about `STRIP_BYTES` at full width: the step for streaming rows in or out."""
-        return max(1, STRIP_BYTES // (self.width * self._pixel))
+        return rows_per_strip(self.width * self._pixel)
 
     def read(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
         """Rows `[y0, y1)`, columns `[x0, x1)` (default: to the right edge)."""
