@@ -21,9 +21,10 @@ from prodepth_cli.video.coarse_weights import (
     default_coarse_onnx,
 )
 from prodepth_cli.video.fit import FitConfig
-from prodepth_cli.video.geometry import ate_rmse, chain_poses, pose_matrix, sample_view, warp_grid
+from prodepth_cli.video.geometry import ate_rmse, chain_poses, pose_matrix, project, sample_view
 from prodepth_cli.video.intrinsics import default_intrinsics, parse_intrinsics, read_calib
 from prodepth_cli.video.losses import (
+    depth_consistency,
     edge_aware_smoothness,
     ground_contact_smoothness,
     identity_error,
@@ -106,13 +107,32 @@ def test_photometric_loss_zero_for_an_exact_warp():
     border[..., -(shift + 2) :] = 1  # sampled outside the source frame (and SSIM's window)
 
     def loss(depth: float) -> float:
-        grid = warp_grid(torch.full((1, 1, h, w), depth), k, motion)
+        grid, _ = project(torch.full((1, 1, h, w), depth), k, motion)
         warped = sample_view(source, grid)
         rep = reprojection_loss(target, [warped], identity_error(target, [source]), border)
         return float(rep.loss)
 
     assert loss(z) < 1e-5, "the true depth and motion reproduce the target exactly"
     assert loss(z / 2) > 0.02, "a wrong depth leaves a photometric error"
+
+
+def test_depth_consistency_zero_when_neighbours_agree_under_the_motion():
+    # A fronto-parallel plane at depth 10; the camera moves 1 forward, so the plane is at
+    # depth 9 in the source view. A source depth of 9 agrees, 12 does not.
+    h, w, fx = 32, 48, 60.0
+    k = torch.tensor([[[fx, 0, w / 2], [0, fx, h / 2], [0, 0, 1]]])
+    forward = pose_matrix(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, -1.0]]))
+    grid, z = project(torch.full((1, 1, h, w), 10.0), k, forward)
+    assert torch.allclose(z, torch.full_like(z, 9.0))
+
+    def gap(source_depth: float, exclude=None) -> float:
+        source = torch.full((1, 1, h, w), source_depth)
+        return float(depth_consistency(z, grid, source, exclude))
+
+    assert gap(9.0) < 1e-6
+    assert gap(12.0) == pytest.approx(3 / 21, rel=1e-4)
+    moving = torch.ones(1, 1, h, w)  # every pixel excluded: nothing left to disagree
+    assert gap(12.0, moving) == 0.0
 
 
 # --- geometry, intrinsics, weights --------------------------------------------------------

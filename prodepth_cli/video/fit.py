@@ -4,8 +4,10 @@ Stage 1 (static): monodepth2's objective on frame triplets (t-1, t, t+1) with th
 known dynamic objects (`--masks`) left out of the photometric loss. Stage 2 (ground contact):
 dynamic objects (given, else found from the stage-1 residual) stay out of the photometric
 loss and the ground-contact smoothness (GDS) replaces the edge-aware one, so their disparity
-follows the ground where they stand. One depth network throughout; no cost volume (so no
-cost-volume weighting): a single clip on a CPU leaves no room for a second network.
+follows the ground where they stand, and each frame's depth is pulled towards its
+neighbours' (geometric consistency, SC-SfMLearner), which the photometric loss alone leaves
+free to flicker. One depth network throughout; no cost volume (so no cost-volume
+weighting): a single clip on a CPU leaves no room for a second network.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from prodepth_cli.errors import ModelError, OptionError
 from prodepth_cli.training.checkpoint import save_checkpoint
 from prodepth_cli.video.coarse_weights import coarse_net_from_onnx
 from prodepth_cli.video.frames import Clip
-from prodepth_cli.video.geometry import pose_matrix, sample_view, warp_grid
+from prodepth_cli.video.geometry import pose_matrix, project, sample_view
 from prodepth_cli.video.intrinsics import Intrinsics
 from prodepth_cli.video.losses import (
     SMOOTH_WEIGHT,
     Reprojection,
+    depth_consistency,
     dilate,
     edge_aware_smoothness,
     ground_contact_smoothness,
@@ -53,7 +56,8 @@ class FitConfig:
     mask_dilation: int = 10  # 3x3 steps, as in the paper (at 640 px wide; scaled to width)
     seed: int = 0
     checkpoint_every: int = 100
-    temporal_radius: int = 2  # neighbours each side fused into each frame's output depth
+    temporal_radius: int = 8  # neighbours each side fused into each frame's output depth
+    consistency: float = 0.5  # weight of the neighbours' depth consistency (SC-SfMLearner)
 
     @property
     def fine_start(self) -> int:
@@ -99,10 +103,11 @@ class _Fitter:
         target: int | torch.Tensor,
         exclude: torch.Tensor | None,
         objects: torch.Tensor | None,
+        consistency: float = 0.0,
     ) -> tuple[torch.Tensor, Reprojection]:
         """Multi-scale loss for target frames `target` (indices with both neighbours):
         exclude = dynamic pixels out of the photometric loss, objects = GDS mask (None:
-        edge-aware smoothness)."""
+        edge-aware smoothness), consistency = weight of the neighbours' depth agreement."""
         idx = torch.as_tensor(target).view(-1)
         img = self.images(idx)
         prev, nxt = self.images(idx - 1), self.images(idx + 1)
@@ -113,13 +118,21 @@ class _Fitter:
         identity = identity_error(img, [prev, nxt])
         total, first = img.new_zeros(()), None
         disps = self.depth(img)
+        if consistency:
+            with torch.no_grad():  # the neighbours' current depth, a target to agree with
+                near = self.depth(torch.cat([prev, nxt]))[0]
+                near = sigmoid_to_depth(upsample_to(near, hw)).chunk(2)
         for s, disp in enumerate(disps):
             depth = sigmoid_to_depth(upsample_to(disp, hw))
-            warped = [
-                sample_view(src, warp_grid(depth, k, t))
-                for src, t in ((prev, t_prev), (nxt, t_next))
-            ]
+            landed = [project(depth, k, t) for t in (t_prev, t_next)]  # (grid, depth there)
+            warped = [sample_view(v, g) for v, (g, _) in zip((prev, nxt), landed, strict=True)]
             rep = reprojection_loss(img, warped, identity, exclude)
+            if consistency:
+                gaps = [
+                    depth_consistency(z, g, d, exclude)
+                    for (g, z), d in zip(landed, near, strict=True)
+                ]
+                total = total + consistency * sum(gaps) / len(gaps)
             first = rep if first is None else first
             small = torch.nn.functional.interpolate(img, size=disp.shape[-2:], mode="area")
             if objects is None:
@@ -242,7 +255,9 @@ def fit_video(
         if masks is not None:
             exclude = torch.from_numpy(masks[idx.numpy()])[:, None].float().to(dev)
             objects = dilate(exclude, dilation) if fine else None
-        loss, _ = fitter.loss(idx, exclude, objects)
+        # consistency only once depth and motion are fitted: from scratch it is met most
+        # cheaply by shrinking the camera's motion, and the fit collapses
+        loss, _ = fitter.loss(idx, exclude, objects, config.consistency if fine else 0.0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -38,17 +38,13 @@ def pose_matrix(axis_angle: torch.Tensor, translation: torch.Tensor, invert: boo
     return torch.cat([top, bottom], 1)
 
 
-def warp_grid(depth: torch.Tensor, k: torch.Tensor, t_target_to_source: torch.Tensor):
-    """Where each target pixel lands in the source view, as a `grid_sample` grid.
+def project(depth: torch.Tensor, k: torch.Tensor, t_target_to_source: torch.Tensor):
+    """Where each target pixel lands in the source view, and the depth it has there.
 
     depth: `(B, 1, H, W)` target depth; k: `(B, 3, 3)` intrinsics at this size;
-    t_target_to_source: `(B, 4, 4)`. Returns `(B, H, W, 2)` in [-1, 1] (align_corners=False).
+    t_target_to_source: `(B, 4, 4)`. Returns a `grid_sample` grid `(B, H, W, 2)` in [-1, 1]
+    (align_corners=False) and the source-camera depth `(B, 1, H, W)`.
     """
-    return project(depth, k, t_target_to_source)[0]
-
-
-def project(depth: torch.Tensor, k: torch.Tensor, t_target_to_source: torch.Tensor):
-    """`warp_grid` and the depth `(B, 1, H, W)` each target pixel has in the source camera."""
     b, _, h, w = depth.shape
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=depth.dtype, device=depth.device),

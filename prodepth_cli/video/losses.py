@@ -1,5 +1,6 @@
 """Self-supervised losses: photometric reprojection (SSIM + L1, per-pixel minimum over source
-frames, auto-masking), edge-aware smoothness, and the ground-contact disparity smoothness (GDS).
+frames, auto-masking), edge-aware smoothness, the ground-contact disparity smoothness (GDS),
+and the geometric consistency of neighbouring frames' depths.
 
 Images are `(B, 3, H, W)` in [0, 1]; disparities `(B, 1, H, W)`, larger = nearer; masks
 `(B, 1, H, W)` float in {0, 1}.
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from prodepth_cli.video.geometry import sample_view
 
 SSIM_WEIGHT = 0.85  # monodepth2: 0.85 (1 - SSIM) / 2 + 0.15 L1
 SMOOTH_WEIGHT = 1e-3  # per scale s divided by 2**s
@@ -83,6 +86,28 @@ def reprojection_loss(
     weight = kept if exclude is None else kept * (1 - exclude)
     loss = (best_reproj * weight).sum() / weight.sum().clamp_min(1.0)
     return Reprojection(loss, best_reproj.detach(), kept.detach())
+
+
+def depth_consistency(
+    depth_in_source: torch.Tensor,
+    grid: torch.Tensor,
+    source_depth: torch.Tensor,
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Geometric consistency (SC-SfMLearner): the depth each target point has in the source
+    camera (`depth_in_source`, `(B, 1, H, W)`, from `geometry.project`, landing at `grid`)
+    against the source's own depth there, as |z - d| / (z + d) in [0, 1), averaged over the
+    points that land inside the source frame (and are not `exclude`d, e.g. moving objects).
+
+    Zero when the two frames' depths agree under the motion; it ties each frame's depth to
+    its neighbours', which the photometric loss alone leaves free to flicker.
+    """
+    seen = sample_view(source_depth, grid)
+    weight = (grid.abs() <= 1).all(-1)[:, None].to(seen.dtype)
+    if exclude is not None:
+        weight = weight * (1 - exclude)
+    gap = (seen - depth_in_source).abs() / (seen + depth_in_source)
+    return (gap * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def _mean_normalised(disp: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,9 @@ class VideoDepthNet(nn.Module):
     def __init__(self, coarse: CoarseNet) -> None:
         super().__init__()
         self.coarse = coarse
+        for m in coarse.modules():  # zero padding darkens the frame's edge: repeat it instead
+            if isinstance(m, nn.Conv2d) and any(m.padding):
+                m.padding_mode = "replicate"
         self.logit_scale = nn.Parameter(torch.tensor(1.0))
         self.logit_shift = nn.Parameter(torch.tensor(0.0))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

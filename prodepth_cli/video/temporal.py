@@ -14,7 +14,7 @@ import torch
 
 from prodepth_cli.video.geometry import project, sample_view
 
-AGREEMENT = 0.15  # relative depth difference beyond which a neighbour is ignored
+AGREEMENT = 0.5  # relative depth difference beyond which a neighbour is ignored
 
 
 def fuse_depth(
