@@ -74,6 +74,17 @@ def test_resume_continues_from_last_step(runs):
 
 
 @needs_data
+def test_coarse_batches_built_by_workers_train_the_same_net(tmp_path):
+    def weights(workers: int) -> dict:
+        cfg = make_config("coarse", {**TINY["coarse"], "workers": workers})
+        run_training(cfg, tmp_path / str(workers))
+        return torch.load(tmp_path / str(workers) / "last.pt", weights_only=False)["model"]
+
+    alone, helped = weights(0), weights(2)
+    assert all(torch.equal(alone[k], helped[k]) for k in alone)
+
+
+@needs_data
 @pytest.mark.parametrize("run", list(TINY))
 def test_export_round_trip_matches_torch(runs, run, tmp_path):
     kind = run.split("_")[0]

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from prodepth_cli.training.coarse_input import minmax_frame, simulate_coarse, ta
 from prodepth_cli.training.config import TrainConfig
 from prodepth_cli.training.gpct import Group, cut_group
 from prodepth_cli.training.losses import coarse_loss, consistency_loss, refiner_loss
+from prodepth_cli.training.prefetch import Prefetcher
 from prodepth_cli.training.realdata import list_pairs, sampling_weights, split_pairs
 from prodepth_cli.training.samples import mixed_sample
 from prodepth_cli.training.tensors import image_tensor, map_tensor
@@ -67,13 +69,14 @@ class _Data:
         self.val = validation_set(held, cfg.val_synthetic, hw)
 
 
-def _coarse_step(
-    net: nn.Module, cfg: TrainConfig, data: _Data, rng: np.random.Generator, device: str
-) -> torch.Tensor:
-    samples = [
-        mixed_sample((cfg.size, cfg.size), rng, data.pairs, data.weights, cfg.real_fraction)
-        for _ in range(cfg.batch)
-    ]
+def _coarse_samples(cfg: TrainConfig, pairs: list[Path], weights: np.ndarray, step: int) -> list:
+    """The coarse batch of `step`: a function of (seed, step) only, so it can be built ahead."""
+    rng = np.random.default_rng([cfg.seed, step])
+    hw = (cfg.size, cfg.size)
+    return [mixed_sample(hw, rng, pairs, weights, cfg.real_fraction) for _ in range(cfg.batch)]
+
+
+def _coarse_step(net: nn.Module, cfg: TrainConfig, samples: list, device: str) -> torch.Tensor:
     x = image_tensor([s[0] for s in samples]).to(device)
     disp = map_tensor([s[1] for s in samples]).to(device)
     mask = map_tensor([s[2] for s in samples]).to(device)
@@ -187,15 +190,18 @@ def run_training(
     data = _Data(cfg)
     validate = validate_coarse if cfg.kind == "coarse" else validate_refiner
     start, metrics = time.time(), {}
+    workers = cfg.workers if cfg.kind == "coarse" else 0  # refiner groups need the coarse net
+    make = partial(_coarse_samples, cfg, data.pairs, data.weights)
+    batches = Prefetcher(make, workers, step, cfg.steps)
     try:
         while step < cfg.steps:
-            rng = np.random.default_rng([cfg.seed, step])
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
             net.train()
             if cfg.kind == "coarse":
-                loss = _coarse_step(net, cfg, data, rng, device)
+                loss = _coarse_step(net, cfg, batches.get(step), device)
             else:
+                rng = np.random.default_rng([cfg.seed, step])
                 loss = _refiner_step(net, cfg, data, rng, device, coarse_net)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -218,4 +224,6 @@ def run_training(
     except KeyboardInterrupt:
         save_checkpoint(last, _state(net, opt, cfg, step, best, history))
         raise
+    finally:
+        batches.close()
     return TrainResult(out_dir, step, best, metrics, time.time() - start)
