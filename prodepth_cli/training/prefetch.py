@@ -41,15 +41,13 @@ class Prefetcher(Generic[T]):
     asked for in increasing order from `start`."""
 
     def __init__(self, make: Callable[[int], T], workers: int, start: int, end: int) -> None:
-        self.make, self.end = make, end
-        self.pool = None
+        self.make, self.end, self.next, self.ahead = make, end, start, 2 * workers
         self.pending: dict[int, Future] = {}
-        self.next = start
+        self.pool = None
         if workers > 0:
             self.pool = ProcessPoolExecutor(
                 workers, multiprocessing.get_context("forkserver"), _install, (make,)
             )
-            self.ahead = 2 * workers
 
     def get(self, step: int) -> T:
         if self.pool is None:
@@ -57,8 +55,7 @@ class Prefetcher(Generic[T]):
         while self.next < min(step + self.ahead, self.end):
             self.pending[self.next] = self.pool.submit(_build, self.next)
             self.next += 1
-        future = self.pending.pop(step, None)
-        return future.result() if future is not None else self.make(step)
+        return self.pending.pop(step).result()
 
     def close(self) -> None:
         if self.pool is not None:

@@ -69,6 +69,12 @@ def sample_view(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def lands_inside(grid: torch.Tensor) -> torch.Tensor:
+    """`(B, 1, H, W)` bool: which points of `grid` `(B, H, W, 2)` fall inside the source frame
+    (elsewhere `sample_view` only repeats its border)."""
+    return (grid.abs() <= 1).all(-1)[:, None]
+
+
 def chain_poses(steps: list[np.ndarray]) -> np.ndarray:
     """Camera-to-world poses `(N, 4, 4)` from relative steps `T_i_to_i+1` `(4, 4)` each, frame
     0 at the origin (KITTI's poses.txt convention: `P_world = pose_i @ P_i`)."""

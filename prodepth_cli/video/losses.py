@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from prodepth_cli.video.geometry import sample_view
+from prodepth_cli.video.geometry import lands_inside, sample_view
 
 SSIM_WEIGHT = 0.85  # monodepth2: 0.85 (1 - SSIM) / 2 + 0.15 L1
 SMOOTH_WEIGHT = 1e-3  # per scale s divided by 2**s
@@ -103,7 +103,7 @@ def depth_consistency(
     its neighbours', which the photometric loss alone leaves free to flicker.
     """
     seen = sample_view(source_depth, grid)
-    weight = (grid.abs() <= 1).all(-1)[:, None].to(seen.dtype)
+    weight = lands_inside(grid).to(seen.dtype)
     if exclude is not None:
         weight = weight * (1 - exclude)
     gap = (seen - depth_in_source).abs() / (seen + depth_in_source)

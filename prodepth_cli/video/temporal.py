@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prodepth_cli.video.geometry import project, sample_view
+from prodepth_cli.video.geometry import lands_inside, project, sample_view
 
 AGREEMENT = 0.5  # relative depth difference beyond which a neighbour is ignored
 
@@ -40,9 +40,8 @@ def fuse_depth(
             move = torch.from_numpy(_motion(motions, t, s)).float()[None]
             grid, z_s = project(own, kk, move)
             d_s = sample_view(maps[s : s + 1], grid)
-            inside = (grid.abs() <= 1).all(-1)[:, None]
             ratio = d_s / z_s
-            agree = inside & ((ratio - 1).abs() < AGREEMENT)
+            agree = lands_inside(grid) & ((ratio - 1).abs() < AGREEMENT)
             total = total + torch.where(agree, 1 / (own * ratio), torch.zeros_like(own))
             count = count + agree.float()
         fused[t] = (count / total)[0, 0].numpy()
