@@ -22,8 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prodepth_cli.data_root import SHARED_DATA
+
 ROOT = Path(__file__).resolve().parents[1]
-MOTORCYCLE = ROOT.parent / "shared" / "data" / "gt" / "middlebury2014_Q" / "Motorcycle"
+MOTORCYCLE = SHARED_DATA / "gt" / "middlebury2014_Q" / "Motorcycle"
 FOCUS_XY = (535, 150)
 PHONE_HW = (3024, 4032)
 

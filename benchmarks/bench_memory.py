@@ -19,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from prodepth_cli.data_root import SHARED_DATA  # noqa: E402
 from tests.onnx_models import pointwise_model  # noqa: E402
 from tests.test_memory import peak_rss_mb  # noqa: E402
 
-LARGE = ROOT.parent / "shared" / "data" / "large"
+LARGE = SHARED_DATA / "large"
 PHOTOS = [
     "hubble_ngc1309_4637x4590.jpg",
     "hubble_sombrero_m104_11472x6429.jpg",

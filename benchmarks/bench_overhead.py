@@ -18,8 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from prodepth_cli.data_root import SHARED_DATA
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = ROOT.parent / "shared" / "data" / "large" / "hubble_ngc1309_4637x4590.jpg"
+DEFAULT_IMAGE = SHARED_DATA / "large" / "hubble_ngc1309_4637x4590.jpg"
 
 
 def main() -> None:

@@ -20,8 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prodepth_cli.data_root import SHARED_DATA
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+
 IMAGES = [
     "gt/middlebury2014_Q/Motorcycle/im0.png",
     "gt/kitti2015/000046_10/image_2.png",
@@ -48,9 +50,9 @@ def main() -> None:
         help="larger photographs are shrunk to this first (speed)",
     )
     args = parser.parse_args()
-    found = [DATA / p for p in IMAGES if (DATA / p).is_file()]
+    found = [SHARED_DATA / p for p in IMAGES if (SHARED_DATA / p).is_file()]
     if not found:
-        raise SystemExit(f"skipped: no reference images under {DATA}")
+        raise SystemExit(f"skipped: no reference images under {SHARED_DATA}")
 
     plain = load_model(args.model, "cpu", kind=args.kind)
     raw = load_model(args.model, "cpu", kind=args.kind, align="none")

@@ -30,10 +30,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prodepth_cli.data_root import SHARED_DATA
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-KITTI = DATA / "sequences" / "kitti_odom_seqA"
-DAVIS = DATA / "sequences" / "davis_rollercoaster" / "davis_rollercoaster.mp4"
+
+KITTI = SHARED_DATA / "sequences" / "kitti_odom_seqA"
+DAVIS = SHARED_DATA / "sequences" / "davis_rollercoaster" / "davis_rollercoaster.mp4"
 MIDDLE = 25
 FLICKER_SIZE = (416, 128)  # (w, h) every method's maps are compared at
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prodepth_cli.data_root import SHARED_DATA
 from prodepth_cli.errors import InputError
 from prodepth_cli.io.pfm import read_pfm
 
-DEFAULT_GT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gt"
+DEFAULT_GT_DIR = SHARED_DATA / "gt"
 
 
 @dataclass(frozen=True)

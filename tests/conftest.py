@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from prodepth_cli.data_root import SHARED_DATA
 from tests.onnx_models import (
     luminance_depth_nhwc,
     not_an_image_model,
@@ -13,7 +14,6 @@ from tests.onnx_models import (
     self_normalising_model,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MOTORCYCLE = SHARED_DATA / "gt" / "middlebury2014_Q" / "Motorcycle"
 PYDNET = SHARED_DATA / "models" / "pydnet_pp_448x640.onnx"
 LARGE = SHARED_DATA / "large"

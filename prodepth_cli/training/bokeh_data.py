@@ -23,9 +23,9 @@ from prodepth_cli.bokeh.focus import default_focus
 from prodepth_cli.bokeh.lens import blur_scale, disparity_range, normalise_disparity, signed_coc
 from prodepth_cli.bokeh.net_frame import FRAME_HW, fit_to_frame
 from prodepth_cli.bokeh.render import render_bokeh
+from prodepth_cli.data_root import SHARED_DATA
 from prodepth_cli.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 F_NUMBERS = (1.4, 2.0, 2.8, 4.0)
 
 
@@ -42,7 +42,7 @@ def _is_val(name: str) -> bool:
     return zlib.crc32(name.encode()) % 8 == 0
 
 
-def iter_photos(shared: Path = SHARED, split: str = "train") -> Iterator[Photo]:
+def iter_photos(shared: Path = SHARED_DATA, split: str = "train") -> Iterator[Photo]:
     """Photos of `split` ("train" or "val") from the shared data, never gt/ or kitti;
     the three sources interleaved, so that any prefix of the stream mixes them."""
     sources = [_davis(shared, split), _large(shared, split), _train_images(shared, split)]
@@ -171,5 +171,5 @@ def build_dataset(
         np.savez(folder / f"{i:04d}.npz", x=x, coc=c, y=y)
         n += len(x)
     if not n:
-        raise InputError(f"{SHARED}: no photographs to render training windows from")
+        raise InputError(f"{SHARED_DATA}: no photographs to render training windows from")
     return n

@@ -15,9 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prodepth_cli.data_root import SHARED_DATA
 from prodepth_cli.training.bfm import bias_free_mask
 
-TRAIN_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
+TRAIN_ROOT = SHARED_DATA / "train"
 SEVEN_SCENES = ("7scenes_tsdfpy", "7scenes_tsdf", "3dmatch_demo")
 UNREGISTERED = SEVEN_SCENES + ("nyu_raw_sample",)  # wider masked border
 SEVEN_SCENES_WEIGHT = 0.25  # one sequence dominates the folder: sample it less

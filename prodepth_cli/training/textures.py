@@ -7,15 +7,15 @@ mosaics and the DAVIS roller-coaster video); without them the bank is procedural
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from prodepth_cli.data_root import SHARED_DATA
+
 TEXTURE_SIZE = 512  # side of every bank texture, pixels
-DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
-DAVIS_VIDEO = DATA_ROOT / "sequences" / "davis_rollercoaster" / "davis_rollercoaster.mp4"
-LARGE_PHOTO = DATA_ROOT / "large" / "hubble_ngc1309_4637x4590.jpg"
+DAVIS_VIDEO = SHARED_DATA / "sequences" / "davis_rollercoaster" / "davis_rollercoaster.mp4"
+LARGE_PHOTO = SHARED_DATA / "large" / "hubble_ngc1309_4637x4590.jpg"
 
 
 def value_noise(rng: np.random.Generator, size: int, octaves: int = 5) -> np.ndarray:
