@@ -16,6 +16,9 @@ from prodepth_cli.training.realdata import cached_pair
 from prodepth_cli.training.synthetic import render_scene
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
+# a synthetic crop that is nearly all sky (disparity 0) has no depth to learn, and the affine-
+# invariant losses blow up on it (the spread they normalise by is ~0): draw another
+MIN_SOLID = 0.25
 
 
 def resize_sample(sample: Sample, hw: tuple[int, int]) -> Sample:
@@ -80,6 +83,12 @@ def mixed_sample(
     """A real crop (probability `real_fraction`, when pairs exist) or a synthetic scene."""
     if pairs and rng.random() < real_fraction:
         return random_crop(real_sample(pairs, weights, rng), hw, rng, min_scale)
-    # render a little larger, then crop: varied field of view and object scale
-    big = (int(hw[0] * rng.uniform(1.0, 1.4)) // 8 * 8, int(hw[1] * rng.uniform(1.0, 1.4)) // 8 * 8)
-    return random_crop(synthetic_sample(int(rng.integers(2**31)), big), hw, rng, 0.7)
+    while True:
+        # render a little larger, then crop: varied field of view and object scale
+        big = (
+            int(hw[0] * rng.uniform(1.0, 1.4)) // 8 * 8,
+            int(hw[1] * rng.uniform(1.0, 1.4)) // 8 * 8,
+        )
+        sample = random_crop(synthetic_sample(int(rng.integers(2**31)), big), hw, rng, 0.7)
+        if (sample[1] > 0).mean() >= MIN_SOLID:
+            return sample

@@ -1,7 +1,8 @@
 """Synthetic RGB + exact disparity scenes, ray-cast on the CPU with numpy and OpenCV.
 
-A scene is a ground plane, optional room walls or a far background, textured slanted boxes
-and quads, spheres, vertical poles and hanging wires, composited with a z-buffer. The camera
+A scene is a ground plane (floor, road or table top) with one of four layouts on it (a room,
+a tabletop, a street, open ground): walls or building fronts, textured boxes, spheres,
+upright cylinders, leaning boards, poles and hanging wires, composited with a z-buffer. The camera
 follows the pinhole model: a pixel (u, v) casts the ray `r = R @ ((u-cx)/f, (v-cy)/f, 1)`
 and a hit at parameter t lies at camera depth Z = t metres; disparity is 1 / Z (1/m,
 larger = nearer, 0 for the sky). Photometric effects (shading, haze, defocus, noise, colour
@@ -305,14 +306,153 @@ def _photometric(rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator) ->
     return np.clip(rgb, 0, 1).astype(np.float32)
 
 
-def render_scene(seed: int, height: int, width: int) -> SyntheticSample:
-    """Render the scene of `seed` at `(height, width)` pixels; same seed -> identical arrays."""
+@dataclass
+class _Scene:
+    """What the layout functions paint with: the canvas, the camera and the random source."""
+
+    cv: _Canvas
+    rng: np.random.Generator
+    bank: tuple[np.ndarray, ...]
+    light: np.ndarray
+    intr: tuple[float, float, float]
+    rot: np.ndarray
+    cam_h: float  # height of the camera above the support plane (world y is down), metres
+
+    def tex(self) -> np.ndarray:
+        return self.bank[self.rng.integers(len(self.bank))]
+
+    def plane(self, normal: np.ndarray, point: np.ndarray, extent=None) -> None:
+        _plane(self.cv, normal, point, self.tex(), self.rng, extent, self.light)
+
+    def spot(self, near: float, far: float, spread: float = 0.8) -> np.ndarray:
+        """A point on the support plane, log-uniform in distance (many mid-range objects,
+        few that fill the frame), within `spread` x distance of the optical axis."""
+        z = np.exp(self.rng.uniform(np.log(near), np.log(far)))
+        return np.array([self.rng.uniform(-spread, spread) * z, self.cam_h, z])
+
+
+UP = np.array([0.0, 1.0, 0.0])
+
+
+def _room(sc: _Scene, depth: float, half_w: float, ceiling: bool) -> None:
+    """A back wall `depth` m away, side walls `half_w` m to each side (each 80 %), a ceiling."""
+    yaw = sc.rng.uniform(-0.4, 0.4)
+    back = np.array([np.sin(yaw), 0, np.cos(yaw)])
+    sc.plane(back, back * depth)
+    for side in (-1, 1):
+        if sc.rng.random() < 0.8:
+            n = np.array([np.cos(yaw) * side, 0, -np.sin(yaw) * side])
+            sc.plane(n, n * half_w)
+    if ceiling:
+        sc.plane(UP, np.array([0, sc.cam_h - sc.rng.uniform(2.4, 3.5), 0]))
+
+
+def _objects(sc: _Scene, near: float, far: float, size: float, count: int) -> None:
+    """`count` objects of about `size` m resting on the support plane between `near` and
+    `far` m: boxes, spheres, upright cylinders and a few leaning boards (1 in 10 float)."""
+    rng = sc.rng
+    for _ in range(count):
+        p = sc.spot(near, far)
+        lift = rng.uniform(0, 3 * size) if rng.random() < 0.1 else 0.0
+        kind = rng.choice(4, p=[0.45, 0.2, 0.25, 0.1])
+        if kind == 0:
+            half = size * rng.uniform(0.2, 1.2, 3)
+            p[1] -= half[1] + lift
+            _box(sc.cv, p, half, rng.uniform(0, np.pi), sc.tex(), sc.light, rng)
+        elif kind == 1:
+            rad = size * rng.uniform(0.2, 0.9)
+            p[1] -= rad + lift
+            _sphere(sc.cv, p, rad, sc.tex(), sc.light, rng)
+        elif kind == 2:
+            p[1] -= lift
+            rad, tall = size * rng.uniform(0.1, 0.5), size * rng.uniform(0.6, 3)
+            _cylinder(sc.cv, p, rad, tall, sc.tex(), sc.light, rng)
+        else:
+            n = rng.normal(size=3)
+            n[2] = -abs(n[2]) - 0.5
+            n /= np.linalg.norm(n)
+            e1 = np.cross(n, UP)
+            e1 /= np.linalg.norm(e1)
+            e2 = np.cross(n, e1)
+            h1, h2 = (float(size * rng.uniform(0.3, 1.5)) for _ in range(2))
+            p[1] -= h2 * abs(e2[1]) + lift
+            sc.plane(n, p, (e1, e2, h1, h2))
+
+
+def _poles(sc: _Scene, near: float, far: float, count: int) -> None:
+    """Thin upright poles, neighbours joined by sagging wires (thin structures)."""
+    rng, tops = sc.rng, []
+    for _ in range(count):
+        p = sc.spot(near, far)
+        height_m = rng.uniform(1.5, 6)
+        _cylinder(sc.cv, p, rng.uniform(0.01, 0.08), height_m, sc.tex(), sc.light, rng)
+        tops.append(p - np.array([0, height_m, 0]))
+    width = sc.cv.disp.shape[1]
+    for a, b in zip(tops[:-1], tops[1:], strict=True):
+        if rng.random() < 0.7:
+            thick = max(1, int(round(width / 700 * rng.uniform(0.6, 2))))
+            colour = rng.uniform(0, 0.4, 3)
+            _wire(sc.cv, a, b, rng.uniform(0.05, 0.8), thick, colour, sc.intr, sc.rot)
+
+
+def _indoor(sc: _Scene) -> None:
+    """A room with furniture-sized objects on the floor."""
+    rng = sc.rng
+    depth = rng.uniform(3, 12)
+    _room(sc, depth, rng.uniform(1.5, 5), rng.random() < 0.5)
+    _objects(sc, 1.0, depth, rng.uniform(0.3, 0.8), int(rng.integers(2, 9)))
+
+
+def _tabletop(sc: _Scene) -> None:
+    """Small things on a table seen from just above it, a backdrop close behind."""
+    rng = sc.rng
+    depth = rng.uniform(0.8, 3.0)
+    _room(sc, depth, rng.uniform(0.5, 2.0), False)
+    _objects(sc, 0.3, depth, rng.uniform(0.05, 0.2), int(rng.integers(3, 12)))
+
+
+def _street(sc: _Scene) -> None:
+    """A road between building fronts, car-sized boxes, poles and wires, sky or far end."""
+    rng = sc.rng
+    for side in (-1, 1):
+        if rng.random() < 0.8:
+            n = np.array([side * np.cos(rng.uniform(-0.1, 0.1)), 0, rng.uniform(-0.1, 0.1)])
+            sc.plane(n / np.linalg.norm(n), n * rng.uniform(3, 12))
+    if rng.random() < 0.4:
+        sc.plane(np.array([0, 0, 1.0]), np.array([0, 0, rng.uniform(40, 120)]))
+    _objects(sc, 3.0, 50.0, rng.uniform(0.8, 1.6), int(rng.integers(2, 10)))
+    _poles(sc, 2.0, 40.0, int(rng.integers(0, 6)))
+
+
+def _open(sc: _Scene) -> None:
+    """Open ground with a far slanted background (hill, building front) or sky."""
+    rng = sc.rng
+    if rng.random() < 0.6:
+        yaw = rng.uniform(-0.8, 0.8)
+        back = np.array([np.sin(yaw), rng.uniform(-0.1, 0.1), np.cos(yaw)])
+        back /= np.linalg.norm(back)
+        sc.plane(back, back * rng.uniform(15, 80))
+    _objects(sc, 1.5, 30.0, rng.uniform(0.3, 1.2), int(rng.integers(2, 10)))
+    _poles(sc, 1.5, 30.0, int(rng.integers(0, 6)))
+
+
+# name: (layout, its probability, the camera height range above its support plane in metres)
+LAYOUTS = {
+    "room": (_indoor, 0.3, (1.0, 2.0)),
+    "tabletop": (_tabletop, 0.25, (0.1, 0.5)),
+    "street": (_street, 0.2, (1.2, 2.5)),
+    "open": (_open, 0.25, (0.8, 2.5)),
+}
+
+
+def render_scene(seed: int, height: int, width: int, layout: str | None = None) -> SyntheticSample:
+    """Render the scene of `seed` at `(height, width)` pixels; same seed -> identical arrays.
+
+    One of four layouts (`LAYOUTS`; drawn from the seed unless `layout` names one), each
+    with its own camera height and object sizes, so that object size, ground contact and
+    perspective relate the way they do in photographs.
+    """
     rng = np.random.default_rng(seed)
-    bank = texture_bank()
-
-    def tex() -> np.ndarray:
-        return bank[rng.integers(len(bank))]
-
     f = width * rng.uniform(0.6, 1.5)
     cx = width / 2 + rng.uniform(-0.05, 0.05) * width
     cy = height / 2 + rng.uniform(-0.05, 0.05) * height
@@ -324,66 +464,12 @@ def render_scene(seed: int, height: int, width: int) -> SyntheticSample:
     light = rng.normal(size=3)
     light[1] = -abs(light[1])  # light from above
     light /= np.linalg.norm(light)
-    cam_h = rng.uniform(0.8, 2.5)
-    indoor = rng.random() < 0.5
-    up = np.array([0.0, 1.0, 0.0])
-    _plane(cv, up, np.array([0, cam_h, 0]), tex(), rng, None, light)  # ground
-    if indoor:
-        depth, half_w = rng.uniform(3, 12), rng.uniform(1.5, 5)
-        yaw = rng.uniform(-0.4, 0.4)
-        back = np.array([np.sin(yaw), 0, np.cos(yaw)])
-        _plane(cv, back, back * depth, tex(), rng, None, light)
-        for side in (-1, 1):
-            if rng.random() < 0.8:
-                n = np.array([np.cos(yaw) * side, 0, -np.sin(yaw) * side])
-                _plane(cv, n, n * half_w, tex(), rng, None, light)
-        if rng.random() < 0.5:
-            _plane(cv, up, np.array([0, cam_h - rng.uniform(2.4, 3.5), 0]), tex(), rng, None, light)
-    elif rng.random() < 0.6:  # a far slanted background (hill / building front)
-        yaw = rng.uniform(-0.8, 0.8)
-        back = np.array([np.sin(yaw), rng.uniform(-0.1, 0.1), np.cos(yaw)])
-        back /= np.linalg.norm(back)
-        _plane(cv, back, back * rng.uniform(15, 80), tex(), rng, None, light)
-    max_z = 10.0 if indoor else 30.0
-
-    def spots() -> np.ndarray:
-        # log-uniform distances: many mid-range objects, few that fill the frame
-        return np.array([rng.uniform(-0.8, 0.8), 0, 1]) * np.exp(
-            rng.uniform(np.log(1.5), np.log(max_z))
-        )
-
-    for _ in range(rng.integers(2, 9)):
-        p = spots()
-        half = rng.uniform(0.1, 1.2, 3) * (1 + p[2] / 10)
-        p[1] = cam_h - half[1] * (rng.random() < 0.7) - rng.uniform(0, 1.5) * (rng.random() < 0.3)
-        _box(cv, p, half, rng.uniform(0, np.pi), tex(), light, rng)
-    for _ in range(rng.integers(0, 5)):  # slanted free-floating quads (boards, signs)
-        p = spots()
-        p[1] = cam_h - rng.uniform(0.3, 2.5)
-        n = rng.normal(size=3)
-        n[2] = -abs(n[2]) - 0.5
-        n /= np.linalg.norm(n)
-        e1 = np.cross(n, up)
-        e1 /= np.linalg.norm(e1)
-        e2 = np.cross(n, e1)
-        ext = (e1, e2, float(rng.uniform(0.2, 1.5)), float(rng.uniform(0.2, 1.5)))
-        _plane(cv, n, p, tex(), rng, ext, light)
-    for _ in range(rng.integers(0, 4)):
-        p = spots()
-        rad = rng.uniform(0.15, 1.0)
-        p[1] = cam_h - rad if rng.random() < 0.7 else cam_h - rng.uniform(rad, 2.5)
-        _sphere(cv, p, rad, tex(), light, rng)
-    poles = []
-    for _ in range(rng.integers(0, 6)):  # thin structures
-        p = spots()
-        p[1] = cam_h
-        height_m = rng.uniform(1.5, 6)
-        _cylinder(cv, p, rng.uniform(0.01, 0.08), height_m, tex(), light, rng)
-        poles.append(p - np.array([0, height_m, 0]))
-    for a, b in zip(poles[:-1], poles[1:], strict=True):
-        if rng.random() < 0.7:
-            thick = max(1, int(round(width / 700 * rng.uniform(0.6, 2))))
-            _wire(cv, a, b, rng.uniform(0.05, 0.8), thick, rng.uniform(0, 0.4, 3), (f, cx, cy), rot)
+    names = list(LAYOUTS)
+    drawn = names[rng.choice(len(names), p=[LAYOUTS[n][1] for n in names])]
+    paint, _, (lo, hi) = LAYOUTS[layout or drawn]
+    sc = _Scene(cv, rng, texture_bank(), light, (f, cx, cy), rot, rng.uniform(lo, hi))
+    sc.plane(UP, np.array([0, sc.cam_h, 0]))  # the ground, floor or table top
+    paint(sc)
     rgb = _photometric(cv.rgb, cv.disp, rng)
     valid = np.isfinite(cv.disp)
     return SyntheticSample(rgb, cv.disp.astype(np.float32), valid)

@@ -1,7 +1,9 @@
 """Texture bank for the synthetic scenes: procedural patterns plus crops of real photographs.
 
 Real textures come only from the folders the data README allows for this (`large/` Hubble
-mosaics and the DAVIS roller-coaster video); without them the bank is procedural only.
+mosaics, the DAVIS roller-coaster video and the RGB images of `train/`, whose wood, fabric,
+paper and carpet look like the surfaces of photographed scenes); without them the bank is
+procedural only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from prodepth_cli.data_root import SHARED_DATA
 TEXTURE_SIZE = 512  # side of every bank texture, pixels
 DAVIS_VIDEO = SHARED_DATA / "sequences" / "davis_rollercoaster" / "davis_rollercoaster.mp4"
 LARGE_PHOTO = SHARED_DATA / "large" / "hubble_ngc1309_4637x4590.jpg"
+TRAIN_PHOTOS = SHARED_DATA / "train"
 
 
 def value_noise(rng: np.random.Generator, size: int, octaves: int = 5) -> np.ndarray:
@@ -89,6 +92,16 @@ def _large_photo() -> list[np.ndarray]:
     return [cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0]
 
 
+def _train_photos() -> list[np.ndarray]:
+    """The RGB images of the training pairs, RGB float32; [] when absent."""
+    out = []
+    for path in sorted(TRAIN_PHOTOS.glob("*/*/rgb.*")):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
+    return out
+
+
 def _crops(photos: list[np.ndarray], rng: np.random.Generator, n: int) -> list[np.ndarray]:
     out = []
     for _ in range(n if photos else 0):
@@ -102,9 +115,12 @@ def _crops(photos: list[np.ndarray], rng: np.random.Generator, n: int) -> list[n
 
 
 @functools.lru_cache(maxsize=1)
-def texture_bank(n_procedural: int = 48, n_real: int = 48) -> tuple[np.ndarray, ...]:
+def texture_bank(
+    n_procedural: int = 48, n_real: int = 48, n_train: int = 96
+) -> tuple[np.ndarray, ...]:
     """The bank: deterministic for a given data folder; RGB float32 `(512, 512, 3)` each."""
     rng = np.random.default_rng(12345)
     procedural = [procedural_texture(rng) for _ in range(n_procedural)]
     real = _crops(_davis_frames() + _large_photo(), rng, n_real)
-    return tuple(procedural + real)
+    indoor = _crops(_train_photos(), rng, n_train)
+    return tuple(procedural + real + indoor)
