@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prodepth_cli.data_root import SHARED_DATA
+
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from prodepth_cli.training.config import make_config  # noqa: E402
+from prodepth_cli.training.config import make_config, read_config_file  # noqa: E402
 from prodepth_cli.training.export import export_checkpoint  # noqa: E402
 from prodepth_cli.training.loop import run_training  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(
-    not (DATA / "train").is_dir(), reason=f"{DATA} absent: real training pairs needed"
+    not (SHARED_DATA / "train").is_dir(), reason=f"{SHARED_DATA} absent: real training pairs needed"
 )
 
 TINY = {
@@ -152,3 +153,11 @@ def test_convex_candidates_can_pick_the_far_side_of_an_edge():
     assert cands.shape == (1, 19, 64, 128)
     at_edge = cands[0, :, 10, 60]  # just left of the step
     assert float(at_edge.min()) == 0.0 and float(at_edge.max()) == 1.0
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("configs/*.json")))
+def test_shipped_configs_are_valid(path):
+    """Every config in configs/ names only known options, for the network its name says."""
+    kind = path.stem.split("-")[0]
+    cfg = make_config(kind, read_config_file(path))
+    assert cfg.kind == kind
