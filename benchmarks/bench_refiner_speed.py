@@ -1,8 +1,12 @@
 """Time the shipped PRO refiner (and coarse net) with onnxruntime on the CPU.
 
     python benchmarks/bench_refiner_speed.py --threads 2 --tile 1024
+    python benchmarks/bench_refiner_speed.py --torch cuda --tile 1024
 
-Prints the median of `--repeat` runs after one warm-up, in seconds per tile.
+Prints the median of `--repeat` runs after one warm-up, in seconds per tile. With `--torch
+DEVICE` the same networks (the shipped architectures, untrained weights: the time does not
+depend on them) run through torch instead: onnxruntime's CUDA provider is too large to
+carry to the GPU machine, so GPU figures come from here.
 """
 
 from __future__ import annotations
@@ -33,12 +37,34 @@ def time_session(path: Path, feeds: dict[str, np.ndarray], threads: int, repeat:
     return statistics.median(times)
 
 
+def time_torch(kind: str, inputs: list[np.ndarray], device: str, repeat: int) -> float:
+    """Median seconds of `repeat` forward passes of a `kind` network in torch on `device`."""
+    import torch
+
+    from prodepth_cli.nets import build_net
+
+    net = build_net(kind, None).to(device).eval()
+    xs = [torch.from_numpy(a).to(device) for a in inputs]
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeat + 1):  # the first is the warm-up
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            net(*xs)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tile", type=int, default=1024)
     ap.add_argument("--coarse-side", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--torch", metavar="DEVICE", help="Run through torch on cpu or cuda.")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     t = args.tile
@@ -46,12 +72,17 @@ def main() -> None:
         "image": rng.standard_normal((1, 3, t, t), dtype=np.float32),
         "coarse": rng.random((1, 1, t, t), dtype=np.float32),
     }
-    sec = time_session(MODELS / "prodepth-refiner.onnx", refiner, args.threads, args.repeat)
-    print(f"refiner {t}x{t}: {sec:.3f} s per tile on {args.threads} threads")
     c = args.coarse_side
     coarse = {"image": rng.standard_normal((1, 3, c, c * 4 // 3 // 32 * 32), dtype=np.float32)}
-    sec = time_session(MODELS / "prodepth-coarse.onnx", coarse, args.threads, args.repeat)
-    print(f"coarse {coarse['image'].shape[2]}x{coarse['image'].shape[3]}: {sec:.3f} s")
+    where = f"torch {args.torch}" if args.torch else f"onnxruntime, {args.threads} threads"
+    for kind, feeds in (("refiner", refiner), ("coarse", coarse)):
+        if args.torch:
+            sec = time_torch(kind, list(feeds.values()), args.torch, args.repeat)
+        else:
+            path = MODELS / f"prodepth-{kind}.onnx"
+            sec = time_session(path, feeds, args.threads, args.repeat)
+        size = "x".join(str(n) for n in feeds["image"].shape[2:])
+        print(f"{kind} {size}: {sec:.3f} s per call ({where})")
 
 
 if __name__ == "__main__":
