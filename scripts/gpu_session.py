@@ -30,7 +30,9 @@ from prodepth_cli.training.loop import run_training  # noqa: E402
 # small enough for a CPU dry run of the whole flow in seconds
 TINY = {
     "coarse": dict(size=64, batch=2, workers=1, val_synthetic=1, val_every=1),
-    "refiner": dict(batch=1, patch=64, overlap=16, image_side=128, val_synthetic=1, val_every=1),
+    "refiner": dict(
+        batch=1, workers=1, patch=64, overlap=16, image_side=128, val_synthetic=1, val_every=1
+    ),
 }
 
 

@@ -21,31 +21,21 @@ needs_data = pytest.mark.skipif(
     not (SHARED_DATA / "train").is_dir(), reason=f"{SHARED_DATA} absent: real training pairs needed"
 )
 
+TINY_REFINER = dict(
+    steps=2,
+    val_every=2,
+    batch=1,
+    size=64,
+    patch=64,
+    overlap=16,
+    image_side=128,
+    val_synthetic=1,
+    threads=1,
+)
 TINY = {
     "coarse": dict(steps=2, val_every=2, batch=2, size=64, val_synthetic=1, threads=1),
-    "refiner_convex": dict(
-        steps=2,
-        val_every=2,
-        batch=1,
-        size=64,
-        patch=64,
-        overlap=16,
-        image_side=128,
-        val_synthetic=1,
-        threads=1,
-        arch={"convex": True},
-    ),
-    "refiner": dict(
-        steps=2,
-        val_every=2,
-        batch=1,
-        size=64,
-        patch=64,
-        overlap=16,
-        image_side=128,
-        val_synthetic=1,
-        threads=1,
-    ),
+    "refiner_convex": {**TINY_REFINER, "arch": {"convex": True}},
+    "refiner": TINY_REFINER,
 }
 
 
@@ -75,9 +65,16 @@ def test_resume_continues_from_last_step(runs):
 
 
 @needs_data
-def test_coarse_batches_built_by_workers_train_the_same_net(tmp_path):
+@pytest.mark.parametrize("kind", ["coarse", "refiner"])
+def test_batches_built_by_workers_train_the_same_net(runs, tmp_path, kind):
+    """A step's batch depends only on (seed, step): workers change the speed, not the run.
+    The refiner takes half its coarse inputs from a coarse net, in the training process."""
+    extra = {}
+    if kind == "refiner":
+        extra = dict(coarse_checkpoint=str(runs["coarse"] / "last.pt"), coarse_from_net=0.5)
+
     def weights(workers: int) -> dict:
-        cfg = make_config("coarse", {**TINY["coarse"], "workers": workers})
+        cfg = make_config(kind, {**TINY[kind], **extra, "batch": 2, "workers": workers})
         run_training(cfg, tmp_path / str(workers))
         return torch.load(tmp_path / str(workers) / "last.pt", weights_only=False)["model"]
 

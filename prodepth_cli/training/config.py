@@ -30,7 +30,7 @@ class TrainConfig:
     real_fraction: float = 0.5
     seed: int = 0
     threads: int = 2
-    workers: int = 0  # coarse: processes building the coming batches (0: the training process)
+    workers: int = 0  # processes building the coming batches (0: the training process)
     val_every: int = 100
     val_synthetic: int = 12
     grad_weight: float = 0.5

@@ -97,34 +97,56 @@ def coarse_from_net(coarse_net: nn.Module, rgb: np.ndarray, side: int, device: s
     return minmax_frame(cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
+@dataclass(frozen=True)
+class RefinerDraw:
+    """One GPCT group's image before its coarse input is known: the sample, the simulated
+    coarse input (None: the coarse network gives it, in the training process) and the seed
+    that places the group. Everything random about the group is drawn here."""
+
+    rgb: np.ndarray
+    disp: np.ndarray
+    mask: np.ndarray
+    coarse: np.ndarray | None
+    place_seed: int
+
+
+def _refiner_draws(
+    cfg: TrainConfig, pairs: list[Path], weights: np.ndarray, step: int
+) -> list[RefinerDraw]:
+    """The refiner batch of `step` up to the coarse network: a function of (seed, step) only,
+    so workers can build it ahead."""
+    rng = np.random.default_rng([cfg.seed, step])
+    side, draws = cfg.image_side, []
+    for _ in range(cfg.batch):
+        rgb, disp, mask = mixed_sample(
+            (side, side), rng, pairs, weights, cfg.real_fraction, min_scale=0.8
+        )
+        from_net = bool(cfg.coarse_checkpoint) and rng.random() < cfg.coarse_from_net
+        coarse = None if from_net else simulate_coarse(disp, mask, rng)
+        draws.append(RefinerDraw(rgb, disp, mask, coarse, int(rng.integers(2**31))))
+    return draws
+
+
 def _refiner_group(
-    cfg: TrainConfig,
-    data: _Data,
-    rng: np.random.Generator,
-    device: str,
-    coarse_net: nn.Module | None,
+    cfg: TrainConfig, draw: RefinerDraw, coarse_net: nn.Module | None, device: str
 ) -> Group:
-    side = cfg.image_side
-    rgb, disp, mask = mixed_sample(
-        (side, side), rng, data.pairs, data.weights, cfg.real_fraction, min_scale=0.8
-    )
-    if coarse_net is not None and rng.random() < cfg.coarse_from_net:
-        coarse = coarse_from_net(coarse_net, rgb, 256, device)
-    else:
-        coarse = simulate_coarse(disp, mask, rng)
-    target = target_in_frame(disp, mask, coarse)
-    return cut_group(rgb, coarse, target, mask, cfg.patch, cfg.overlap, rng)
+    coarse = draw.coarse
+    if coarse is None:
+        assert coarse_net is not None, "drawn for the coarse net, but the run has none"
+        coarse = coarse_from_net(coarse_net, draw.rgb, 256, device)
+    target = target_in_frame(draw.disp, draw.mask, coarse)
+    place = np.random.default_rng(draw.place_seed)
+    return cut_group(draw.rgb, coarse, target, draw.mask, cfg.patch, cfg.overlap, place)
 
 
 def _refiner_step(
     net: nn.Module,
     cfg: TrainConfig,
-    data: _Data,
-    rng: np.random.Generator,
+    draws: list[RefinerDraw],
     device: str,
     coarse_net: nn.Module | None,
 ) -> torch.Tensor:
-    groups = [_refiner_group(cfg, data, rng, device, coarse_net) for _ in range(cfg.batch)]
+    groups = [_refiner_group(cfg, d, coarse_net, device) for d in draws]
     x = image_tensor([p for g in groups for p in g.rgb]).to(device)
     coarse = map_tensor([p for g in groups for p in g.coarse]).to(device)
     target = map_tensor([p for g in groups for p in g.target]).to(device)
@@ -190,9 +212,10 @@ def run_training(
     data = _Data(cfg)
     validate = validate_coarse if cfg.kind == "coarse" else validate_refiner
     start, metrics = time.time(), {}
-    workers = cfg.workers if cfg.kind == "coarse" else 0  # refiner groups need the coarse net
-    make = partial(_coarse_samples, cfg, data.pairs, data.weights)
-    batches = Prefetcher(make, workers, step, cfg.steps)
+    build = _coarse_samples if cfg.kind == "coarse" else _refiner_draws
+    batches = Prefetcher(
+        partial(build, cfg, data.pairs, data.weights), cfg.workers, step, cfg.steps
+    )
     try:
         while step < cfg.steps:
             for group in opt.param_groups:
@@ -201,8 +224,7 @@ def run_training(
             if cfg.kind == "coarse":
                 loss = _coarse_step(net, cfg, batches.get(step), device)
             else:
-                rng = np.random.default_rng([cfg.seed, step])
-                loss = _refiner_step(net, cfg, data, rng, device, coarse_net)
+                loss = _refiner_step(net, cfg, batches.get(step), device, coarse_net)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
