@@ -145,6 +145,23 @@ def _plane(
     cv.paint(disp, np.clip(color * shade * tint, 0, 1), hit, box)
 
 
+def _paint_curved(
+    cv: _Canvas,
+    t: np.ndarray,
+    hit: np.ndarray,
+    color: np.ndarray,
+    normal: np.ndarray,
+    light: np.ndarray,
+    ambient: float,
+) -> None:
+    """Z-test and paint a curved surface hit at ray parameter `t` (over the whole frame): its
+    texture `color` Lambert-shaded by the per-pixel `normal`."""
+    h, w = cv.disp.shape
+    shade = _lambert(normal, light, ambient)[..., None]
+    disp = np.where(hit, 1.0 / np.maximum(t, 1e-6), 0).astype(np.float32)
+    cv.paint(disp, np.clip(color * shade, 0, 1).astype(np.float32), hit, (0, h, 0, w))
+
+
 def _sphere(
     cv: _Canvas,
     center: np.ndarray,
@@ -154,7 +171,6 @@ def _sphere(
     rng: np.random.Generator,
 ) -> None:
     """Paint a textured, Lambert-shaded sphere."""
-    h, w = cv.disp.shape
     r = cv.rays
     a = np.einsum("hwc,hwc->hw", r, r)
     b = r @ center
@@ -170,9 +186,7 @@ def _sphere(
     u = np.arctan2(nrm[..., 0], nrm[..., 2]) * radius
     v = np.arcsin(np.clip(nrm[..., 1], -1, 1)) * radius
     color = _sample_texture(tex, u + 100.0, v + 100.0, rng.uniform(100, 400))
-    shade = _lambert(nrm, light, rng.uniform(0.15, 0.4))[..., None]
-    disp = np.where(hit, 1.0 / np.maximum(t, 1e-6), 0).astype(np.float32)
-    cv.paint(disp, np.clip(color * shade, 0, 1).astype(np.float32), hit, (0, h, 0, w))
+    _paint_curved(cv, t, hit, color, nrm, light, rng.uniform(0.15, 0.4))
 
 
 def _cylinder(
@@ -185,7 +199,6 @@ def _cylinder(
     rng: np.random.Generator,
 ) -> None:
     """Paint a vertical cylinder (world y is down) standing at `base` (its bottom centre)."""
-    h, w = cv.disp.shape
     r = cv.rays
     rx, rz = r[..., 0], r[..., 2]
     cx, cz = base[0], base[2]
@@ -202,9 +215,7 @@ def _cylinder(
     nx, nz = (rx * t - cx) / radius, (rz * t - cz) / radius
     nrm = np.stack([nx, np.zeros_like(nx), nz], -1)
     color = _sample_texture(tex, np.arctan2(nx, nz) * radius + 100, y + 100, rng.uniform(100, 400))
-    shade = _lambert(nrm, light, rng.uniform(0.2, 0.5))[..., None]
-    disp = np.where(hit, 1.0 / np.maximum(t, 1e-6), 0).astype(np.float32)
-    cv.paint(disp, np.clip(color * shade, 0, 1).astype(np.float32), hit, (0, h, 0, w))
+    _paint_curved(cv, t, hit, color, nrm, light, rng.uniform(0.2, 0.5))
 
 
 def _wire(
