@@ -67,7 +67,8 @@ def _depth_metres(pair_dir: Path) -> np.ndarray | None:
     return np.where(invalid, 0.0, depth)
 
 
-def _rgb(pair_dir: Path) -> np.ndarray:
+def pair_rgb(pair_dir: Path) -> np.ndarray:
+    """The RGB image of a pair folder, `(H, W, 3)` float32 in [0, 1]."""
     path = next(p for p in sorted(pair_dir.iterdir()) if p.stem == "rgb")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
@@ -75,7 +76,7 @@ def _rgb(pair_dir: Path) -> np.ndarray:
 
 def load_pair(pair_dir: Path) -> RealPair:
     """Decode one `train/<source>/<item>` folder into a RealPair."""
-    rgb = _rgb(pair_dir)
+    rgb = pair_rgb(pair_dir)
     depth = _depth_metres(pair_dir)
     if depth is None:
         disp = cv2.imread(str(pair_dir / "disp.png"), cv2.IMREAD_UNCHANGED)

@@ -9,16 +9,17 @@ procedural only.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from prodepth_cli.data_root import SHARED_DATA
+from prodepth_cli.training.realdata import list_pairs, pair_rgb
 
 TEXTURE_SIZE = 512  # side of every bank texture, pixels
 DAVIS_VIDEO = SHARED_DATA / "sequences" / "davis_rollercoaster" / "davis_rollercoaster.mp4"
 LARGE_PHOTO = SHARED_DATA / "large" / "hubble_ngc1309_4637x4590.jpg"
-TRAIN_PHOTOS = SHARED_DATA / "train"
 
 
 def value_noise(rng: np.random.Generator, size: int, octaves: int = 5) -> np.ndarray:
@@ -92,17 +93,21 @@ def _large_photo() -> list[np.ndarray]:
     return [cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0]
 
 
-def _train_photos() -> list[np.ndarray]:
-    """The RGB images of the training pairs, RGB float32; [] when absent."""
-    out = []
-    for path in sorted(TRAIN_PHOTOS.glob("*/*/rgb.*")):
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is not None:
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
-    return out
+class _TrainPhotos(Sequence[np.ndarray]):
+    """The RGB images of the training pairs, each decoded when a crop picks it: all 200 held
+    decoded at once took about 1 GB in every process that builds the bank."""
+
+    def __init__(self) -> None:
+        self.pairs = list_pairs()
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return pair_rgb(self.pairs[i])
 
 
-def _crops(photos: list[np.ndarray], rng: np.random.Generator, n: int) -> list[np.ndarray]:
+def _crops(photos: Sequence[np.ndarray], rng: np.random.Generator, n: int) -> list[np.ndarray]:
     out = []
     for _ in range(n if photos else 0):
         img = photos[rng.integers(len(photos))]
@@ -122,5 +127,5 @@ def texture_bank(
     rng = np.random.default_rng(12345)
     procedural = [procedural_texture(rng) for _ in range(n_procedural)]
     real = _crops(_davis_frames() + _large_photo(), rng, n_real)
-    indoor = _crops(_train_photos(), rng, n_train)
+    indoor = _crops(_TrainPhotos(), rng, n_train)
     return tuple(procedural + real + indoor)
