@@ -41,14 +41,14 @@ def train(kind: str, steps: int, device: str, runs: Path, out: Path, tiny: bool,
     overrides = read_config_file(ROOT / "configs" / f"{kind}-gpu.json")
     overrides.update(steps=steps, **extra, **(TINY[kind] if tiny else {}))
     cfg = make_config(kind, overrides)
-    log = (out / f"{kind}.log").open("w")
+    with (out / f"{kind}.log").open("w") as log:
 
-    def on_val(step: int, metrics: dict[str, float]) -> None:
-        line = json.dumps({"kind": kind, **{k: round(v, 4) for k, v in metrics.items()}})
-        print(line, flush=True)
-        print(line, file=log, flush=True)
+        def on_val(step: int, metrics: dict[str, float]) -> None:
+            line = json.dumps({"kind": kind, **{k: round(v, 4) for k, v in metrics.items()}})
+            print(line, flush=True)
+            print(line, file=log, flush=True)
 
-    result = run_training(cfg, runs / kind, device=device, on_val=on_val)
+        result = run_training(cfg, runs / kind, device=device, on_val=on_val)
     best = out / f"{kind}.pt"
     shutil.copyfile(runs / kind / "best.pt", best)
     print(f"{kind}: {result.step} steps in {result.seconds:.0f} s", flush=True)
