@@ -16,6 +16,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from prodepth_cli.data_root import SHARED_DATA
@@ -24,12 +25,54 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = SHARED_DATA / "large" / "hubble_ngc1309_4637x4590.jpg"
 
 
+@dataclass
+class Overhead:
+    """Pipeline and replay walls of the median pair, every pair's ratio, the last report."""
+
+    pipeline: float
+    model_only: float
+    ratios: list[float]
+    report: object
+    calls: int
+
+
+def measure_overhead(model, image: Path, options, rounds: int) -> Overhead:
+    """After a warm-up, `rounds` pairs of (pipeline on `image`, replay of its network calls),
+    alternating so that drifting machine load hits both sides; the median pair wins."""
+    from prodepth_cli.pipeline import depth_file
+
+    calls: list[tuple[object, tuple]] = []
+    for net in {id(n): n for n in (model.tile_net, model.coarse_net)}.values():
+        net.predict = _recording(net, net.predict, calls)
+
+    def run_pipeline() -> tuple[float, object]:
+        calls.clear()
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            report = depth_file(image, Path(tmp) / "d.png", model, options)
+            return time.perf_counter() - t0, report
+
+    def replay() -> float:
+        t0 = time.perf_counter()
+        for predict, inputs in calls:
+            predict(*inputs)
+        return time.perf_counter() - t0
+
+    run_pipeline()  # warm-up: first-call costs belong to neither side
+    pairs = []
+    for _ in range(rounds):
+        pipeline, report = run_pipeline()
+        pairs.append((pipeline, replay()))
+    pipeline, model_only = sorted(pairs, key=lambda r: r[0] / r[1])[len(pairs) // 2]
+    return Overhead(pipeline, model_only, [p / m for p, m in pairs], report, len(calls))
+
+
 def main() -> None:
     from prodepth_cli.models.runtime import load_model
-    from prodepth_cli.pipeline import DepthOptions, depth_file
+    from prodepth_cli.pipeline import DepthOptions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--model", default=None, help="file or catalog name (default: shipped)")
     parser.add_argument("--kind", default=None)
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     parser.add_argument("--tile", type=int, default=1024)
@@ -40,39 +83,24 @@ def main() -> None:
         raise SystemExit(f"skipped: {args.image} not found")
 
     model = load_model(args.model, "cpu", kind=args.kind)
-    calls: list[tuple[object, tuple]] = []
-    for net in {id(n): n for n in (model.tile_net, model.coarse_net)}.values():
-        net.predict = _recording(net, net.predict, calls)
-
-    def run_pipeline() -> tuple[float, object]:
-        calls.clear()
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            out = Path(tmp) / "d.png"
-            report = depth_file(args.image, out, model, DepthOptions(args.tile, None, args.batch))
-            return time.perf_counter() - t0, report
-
-    def replay() -> float:
-        t0 = time.perf_counter()
-        for predict, inputs in calls:
-            predict(*inputs)
-        return time.perf_counter() - t0
-
-    run_pipeline()  # warm-up: first-call costs belong to neither side
-    rounds = []
-    for _ in range(args.rounds):  # alternate, so that drifting machine load hits both sides
-        pipeline, report = run_pipeline()
-        rounds.append((pipeline, replay()))
-    pipeline, model_only = sorted(rounds, key=lambda r: r[0] / r[1])[len(rounds) // 2]
-    ratios = ", ".join(f"{p / m:.3f}" for p, m in rounds)
+    result = measure_overhead(
+        model, args.image, DepthOptions(args.tile, None, args.batch), args.rounds
+    )
+    report = result.report
+    ratios = ", ".join(f"{r:.3f}" for r in result.ratios)
     print(
         f"image     {args.image.name} ({report.width}x{report.height}, "
         f"{len(report.tiles)} tiles of {args.tile}, batch {args.batch})"
     )
     print(f"model     {model.name} on {model.provider}")
-    print(f"pipeline  {pipeline:8.2f} s  (decode, coarse, tiles, align, blend, encode)")
-    print(f"model     {model_only:8.2f} s  (the same {len(calls)} network calls, replayed)")
-    print(f"overhead  {pipeline / model_only:8.3f}  (median of rounds {ratios}; goal <= 1.10)")
+    print(f"pipeline  {result.pipeline:8.2f} s  (decode, coarse, tiles, align, blend, encode)")
+    print(
+        f"model     {result.model_only:8.2f} s  (the same {result.calls} network calls, replayed)"
+    )
+    print(
+        f"overhead  {result.pipeline / result.model_only:8.3f}  "
+        f"(median of rounds {ratios}; goal <= 1.10)"
+    )
 
 
 def _recording(net, predict, calls):

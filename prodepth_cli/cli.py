@@ -8,7 +8,7 @@ from prodepth_cli.commands.bokeh import bokeh
 from prodepth_cli.commands.depth import depth
 from prodepth_cli.commands.eval import eval_command
 from prodepth_cli.commands.export import export
-from prodepth_cli.commands.models import models
+from prodepth_cli.commands.models import app as models_app
 from prodepth_cli.commands.train import train
 from prodepth_cli.commands.video import video
 from prodepth_cli.heap import pin_mmap_threshold
@@ -29,7 +29,7 @@ def _process_setup() -> None:
 
 
 app.command("depth")(depth)
-app.command("models")(models)
+app.add_typer(models_app, name="models")
 app.command("bokeh")(bokeh)
 app.command("eval")(eval_command)
 app.command("train")(train)

@@ -66,18 +66,22 @@ def rows_prior_predictor(rgb: np.ndarray) -> np.ndarray:
 
 
 def model_predictor(
-    model: Any, tile: int = 512, overlap: int | None = None, batch: int = 4
+    model: Any,
+    tile: int = 512,
+    overlap: int | None = None,
+    batch: int = 4,
+    tile_resolution: str = "native",
 ) -> Predictor:
     """A `Predictor` running `prodepth_cli.pipeline.depth_array` with `model`, reporting tiles.
 
-    `model` is a loaded `DepthModel`; `tile`, `overlap` and `batch` are the pipeline's
-    (pixels, pixels, tiles per call).
+    `model` is a loaded `DepthModel`; `tile`, `overlap`, `batch` and `tile_resolution` are
+    the pipeline's (pixels, pixels, tiles per call, native | full).
     """
     from prodepth_cli.pipeline import depth_array
     from prodepth_cli.tiling.plan import plan_tiles
 
     def predict(rgb: np.ndarray) -> Prediction:
-        disparity = depth_array(rgb, model, tile=tile, overlap=overlap, batch=batch)
+        disparity = depth_array(rgb, model, tile, overlap, batch, tile_resolution)
         plan = plan_tiles(rgb.shape[0], rgb.shape[1], tile, overlap)
         boxes = tuple(t.box for t in plan.tiles)
         return Prediction(disparity, boxes)

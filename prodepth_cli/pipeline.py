@@ -14,7 +14,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
@@ -41,11 +41,14 @@ class TileSource(Protocol):
 
 @dataclass(frozen=True)
 class DepthOptions:
-    """How to tile: `tile` and `overlap` in full-resolution pixels, `batch` tiles per call."""
+    """How to tile: `tile` and `overlap` in full-resolution pixels, `batch` tiles per call,
+    `tile_resolution` native (a dynamic model sees each tile at its native working size, when
+    its spec knows it) or full (tiles at full resolution, rounded to the size multiple)."""
 
     tile: int = 1024
     overlap: int | None = None  # None: a quarter of the tile
     batch: int = 4
+    tile_resolution: Literal["native", "full"] = "native"
 
 
 @dataclass
@@ -101,7 +104,8 @@ def blend_depth(
     hw = (source.height, source.width)
     plan = plan_tiles(*hw, options.tile, options.overlap)
     net = model.tile_net
-    anchored = net.spec.is_refiner or (net.spec.align == "affine" and len(plan.tiles) > 1)
+    fitted = net.spec.align in ("affine", "scale")
+    anchored = net.spec.is_refiner or (fitted and len(plan.tiles) > 1)
     coarse = coarse_disparity(thumbnail, hw, model.coarse_net) if anchored else None
     if net.spec.is_refiner:
         lo, hi = float(coarse.min()), float(coarse.max())
@@ -111,10 +115,11 @@ def blend_depth(
         tiles = plan.row_tiles(row)
         for start in range(0, len(tiles), options.batch):
             chunk = tiles[start : start + options.batch]
-            maps = _run_tiles(source, chunk, net, coarse, hw)
+            maps = _run_tiles(source, chunk, net, coarse, hw, options.tile_resolution)
             for tile, disp in zip(chunk, maps, strict=True):
-                if coarse is not None and net.spec.align == "affine":
-                    disp = align_to_coarse(disp, coarse, hw, tile.box)
+                if coarse is not None and fitted:
+                    shift = net.spec.align == "affine"
+                    disp = align_to_coarse(disp, coarse, hw, tile.box, shift=shift)
                 canvas.add(tile.y, tile.x, weights.apply(tile, disp))
             if on_tiles:
                 on_tiles(len(chunk))
@@ -126,11 +131,12 @@ def _run_tiles(
     net: Network,
     coarse: np.ndarray | None,
     hw: tuple[int, int],
+    resolution: str,
 ) -> list[np.ndarray]:
     """Run a batch of same-size tiles of `source`; returns each tile's `(h, w)` disparity at
     full size."""
     th, tw = tiles[0].h, tiles[0].w
-    size = net.input_hw(th, tw)
+    size = net.tile_hw(th, tw, native=resolution == "native")
     rgb = np.stack(
         [
             resize_to(
@@ -152,14 +158,17 @@ def depth_array(
     tile: int = 1024,
     overlap: int | None = None,
     batch: int = 4,
+    tile_resolution: Literal["native", "full"] = "native",
 ) -> np.ndarray:
-    """Disparity (larger = nearer, relative) for an in-memory image.
+    """Disparity (larger = nearer; relative, or 1/metres for metric models) for an
+    in-memory image.
 
     rgb: `(H, W, 3)` uint8/uint16, or float in [0, 1]. Returns `(H, W)` float32.
     """
     source = ArraySource(rgb)
     canvas = ArrayCanvas((source.height, source.width))
-    blend_depth(source, source.thumbnail, model, canvas, DepthOptions(tile, overlap, batch))
+    options = DepthOptions(tile, overlap, batch, tile_resolution)
+    blend_depth(source, source.thumbnail, model, canvas, options)
     return canvas.array
 
 
@@ -174,6 +183,7 @@ class DepthReport:
     plan: TilePlan
     seconds: float
     colormap: str | None = None
+    units: str = "relative"  # of the values in a float output: relative, or m (metres)
 
     @property
     def tiles(self) -> list[list[int]]:
@@ -205,7 +215,7 @@ def depth_file(
     with (
         closing(image),
         WindowReader(image, keep_rows=plan.tile_h) as reader,
-        DepthScratch(image.width, image.height) as scratch,
+        DepthScratch(image.width, image.height, model.is_metric) as scratch,
     ):
         blend_depth(reader, image.thumbnail, model, scratch, options, on_tiles)
         write_depth(scratch, dst, fmt)
@@ -219,6 +229,7 @@ def depth_file(
         plan,
         time.perf_counter() - t0,
         str(colormap) if colormap else None,
+        "m" if model.is_metric and fmt != "png16" else "relative",
     )
 
 

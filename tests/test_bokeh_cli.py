@@ -210,6 +210,26 @@ def test_nonsense_options_are_refused(tmp_path, options, needle):
     assert not (tmp_path / "p_bokeh.png").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "reader"),
+    [("out.jpg", "jpegload"), ("out.png", "pngload"), ("out.tif", "tiffload")],
+)
+def test_an_output_suffix_chooses_the_photo_format(tmp_path, name, reader):
+    src = _image(tmp_path / "p.png")
+    depth = _png16(tmp_path / "d.png", _disparity())
+    result = _bokeh(str(src), "--depth", str(depth), "-o", str(tmp_path / name))
+    assert result.exit_code == 0, result.stderr
+    assert pyvips.Image.new_from_file(str(tmp_path / name)).get("vips-loader") == reader
+
+
+def test_an_unwritable_output_suffix_is_refused_before_any_work(tmp_path):
+    src = _image(tmp_path / "p.png")
+    depth = _png16(tmp_path / "d.png", _disparity())
+    result = _bokeh(str(src), "--depth", str(depth), "-o", str(tmp_path / "out.npy"))
+    _assert_one_line_error(result, "out.npy", "cannot write .npy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "p.png"]
+
+
 def test_one_depth_map_for_several_images_is_refused(tmp_path):
     a, b = _image(tmp_path / "a.png"), _image(tmp_path / "b.png")
     depth = _png16(tmp_path / "d.png", _disparity())

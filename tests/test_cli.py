@@ -13,9 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tifffile
 from typer.testing import CliRunner
 
 from prodepth_cli.cli import app
+from prodepth_cli.io.pfm import read_pfm
 from tests.conftest import scene_image
 
 runner = CliRunner()
@@ -156,6 +158,42 @@ def test_unwritable_output_location(tmp_path, pointwise_exact):
     _assert_one_line_error(result, "d.png", "cannot write")
 
 
+@pytest.mark.parametrize(
+    ("name", "check"),
+    [
+        ("d.png", lambda p: cv2.imread(str(p), cv2.IMREAD_UNCHANGED).dtype == np.uint16),
+        ("d.tif", lambda p: tifffile.imread(p).dtype == np.float32),
+        ("d.TIFF", lambda p: tifffile.imread(p).dtype == np.float32),
+        ("d.npy", lambda p: np.load(p).dtype == np.float32),
+        ("d.pfm", lambda p: read_pfm(p).dtype == np.float32),
+    ],
+)
+def test_an_output_file_suffix_chooses_its_format(tmp_path, pointwise_exact, name, check):
+    src = _image(tmp_path / "p.png")
+    result = _depth(str(src), "-o", str(tmp_path / name), "--model", str(pointwise_exact))
+    assert result.exit_code == 0, result.stderr
+    assert check(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "needle"),
+    [
+        ("d.jpg", [], ".jpg is not a depth map format"),
+        ("d", [], "no suffix is not a depth map format"),
+        ("d.tif", ["--format", "png16"], "--format png16 contradicts the .tif suffix"),
+        ("d.png", ["--format", "npy"], "--format npy contradicts the .png suffix"),
+    ],
+)
+def test_an_unknown_or_contradicted_suffix_is_refused_before_any_work(
+    tmp_path, pointwise_exact, name, options, needle
+):
+    src = _image(tmp_path / "p.png")
+    out = tmp_path / name
+    result = _depth(str(src), "-o", str(out), "--model", str(pointwise_exact), *options)
+    _assert_one_line_error(result, needle)
+    assert list(tmp_path.iterdir()) == [src]  # nothing written, not even a temporary file
+
+
 def test_model_that_cannot_be_a_depth_model(tmp_path, vector_model):
     src = _image(tmp_path / "p.png")
     result = _depth(str(src), "--model", str(vector_model))
@@ -185,7 +223,7 @@ def test_nonsense_options_are_refused(tmp_path, pointwise_exact, options, needle
 
 
 def test_models_command_shows_inferred_spec(nhwc_depth):
-    result = runner.invoke(app, ["models", str(nhwc_depth), "--json"])
+    result = runner.invoke(app, ["models", "show", str(nhwc_depth), "--json"])
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["spec"]["layout"] == "NHWC" and record["spec"]["size"] == [64, 96]

@@ -58,6 +58,17 @@ def read_photo(path: str | Path, data: bytes | None = None) -> Photo:
     return Photo(to_unit_rgb(pixels, source.full_scale), bits, _rgb_profile(source.image))
 
 
+def check_output_suffix(dst: str | Path) -> str:
+    """The output's suffix, which chooses its format; OutputError for one we cannot write."""
+    suffix = Path(dst).suffix.lower()
+    if suffix not in WRITABLE:
+        raise OutputError(
+            f"{dst}: cannot write {suffix or 'files without a suffix'} "
+            f"(choose {', '.join(sorted(WRITABLE))})"
+        )
+    return suffix
+
+
 def write_photo(photo: Photo, dst: str | Path) -> None:
     """Encode `photo` at `dst` (format from its suffix; "-" = PNG on stdout), atomically.
 
@@ -68,12 +79,7 @@ def write_photo(photo: Photo, dst: str | Path) -> None:
         sys.stdout.buffer.write(_vips_image(photo, True).write_to_buffer(".png"))
         sys.stdout.buffer.flush()
         return
-    suffix = Path(dst).suffix.lower()
-    if suffix not in WRITABLE:
-        raise OutputError(
-            f"{dst}: cannot write {suffix or 'files without a suffix'} "
-            f"(choose {', '.join(sorted(WRITABLE))})"
-        )
+    suffix = check_output_suffix(dst)
     image = _vips_image(photo, WRITABLE[suffix])
     options = {"Q": _JPEG_QUALITY} if suffix in (".jpg", ".jpeg", ".webp") else {}
     with atomic_output(dst) as tmp:

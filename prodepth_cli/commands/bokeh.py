@@ -20,7 +20,7 @@ from prodepth_cli.bokeh.engine import (
 )
 from prodepth_cli.bokeh.focus import parse_point
 from prodepth_cli.bokeh.lens import DEFAULT_F_NUMBER
-from prodepth_cli.bokeh.photo_io import output_suffix
+from prodepth_cli.bokeh.photo_io import check_output_suffix, output_suffix
 from prodepth_cli.commands.common import (
     DeviceOption,
     JsonOption,
@@ -32,7 +32,11 @@ from prodepth_cli.commands.common import (
     note,
     run_batch,
 )
-from prodepth_cli.commands.model_options import KindOption, load_model_from_options
+from prodepth_cli.commands.model_options import (
+    KindOption,
+    load_model_from_options,
+    suggest_better_model,
+)
 from prodepth_cli.errors import OptionError, ProdepthError
 
 
@@ -97,9 +101,10 @@ def bokeh(
         ),
     ] = None,
     depth_model: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            help="ONNX depth model used when --depth is not given (default: the shipped one).",
+            help="Depth model (ONNX file or pulled catalog name) used when --depth is not "
+            "given (default: $PRODEPTH_MODEL, else the shipped one).",
             show_default=False,
         ),
     ] = None,
@@ -119,11 +124,15 @@ def bokeh(
         fail(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
     options = BokehOptions(f_number, parse_point(focus) if focus is not None else None, focus_depth)
     jobs, missing = plan_jobs(inputs, output, recursive, output_suffix, "_bokeh")
+    for job in jobs:  # an output we cannot write is refused before any work
+        if job.output != STDIO:
+            check_output_suffix(job.output)
     depth_maps = _depth_maps(jobs, depth)
     renderer = _renderer(engine, model)
     depth_source = None
     if depth is None:
         depth_source = _ModelDepth(load_model_from_options(depth_model, device, kind))
+        suggest_better_model(depth_model, quiet or json_out)
     run_batch(
         jobs,
         missing,

@@ -31,7 +31,8 @@ DeviceOption = Annotated[
     str,
     typer.Option(
         "--device",
-        help="auto: CUDA/TensorRT when they load, else CPU; or force cpu / cuda.",
+        help="auto: CUDA when it loads, else CPU (TensorRT is not chosen: its engine build "
+        "for every new tile shape costs more than it saves); or force cpu / cuda.",
         case_sensitive=False,
     ),
 ]

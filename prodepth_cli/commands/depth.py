@@ -25,10 +25,13 @@ from prodepth_cli.commands.model_options import (
     ModelOption,
     SizeOption,
     StdOption,
+    TileResOption,
+    check_tile_resolution,
     load_model_from_options,
+    suggest_better_model,
 )
 from prodepth_cli.errors import ProdepthError
-from prodepth_cli.io.write import FORMATS
+from prodepth_cli.io.write import FORMATS, format_for_output
 from prodepth_cli.pipeline import DepthOptions, depth_file
 from prodepth_cli.tiling.plan import default_overlap, plan_tiles
 
@@ -59,6 +62,7 @@ def depth(
         ),
     ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Tiles per model call.")] = 4,
+    tile_res: TileResOption = "native",
     model: ModelOption = None,
     kind: KindOption = None,
     layout: LayoutOption = None,
@@ -66,13 +70,15 @@ def depth(
     mean: MeanOption = None,
     std: StdOption = None,
     fmt: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--format",
             "-f",
-            help="png16 (normalised, near = bright), tiff (float32), pfm, npy.",
+            help="png16 (normalised, near = bright), tiff (float32), pfm, npy. Default: the "
+            "output file's suffix (.png .tif .tiff .pfm .npy), else png16.",
+            show_default=False,
         ),
-    ] = "png16",
+    ] = None,
     colormap: Annotated[
         bool, typer.Option(help="Also write an 8-bit colour preview `<stem>_depth_color.png`.")
     ] = False,
@@ -87,17 +93,22 @@ def depth(
     A coarse pass over the whole image, then overlapping full-resolution tiles anchored to it
     and blended without seams. Output: relative inverse depth, near = bright.
     """
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         fail(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     plan_tiles(tile, tile, tile, overlap)  # rejects nonsense tile/overlap before any work
-    jobs, missing = plan_jobs(inputs, output, recursive, FORMATS[fmt], "_depth")
+    jobs, missing = plan_jobs(inputs, output, recursive, FORMATS[fmt or "png16"], "_depth")
+    if len(jobs) == 1 and jobs[0].output == output and output != STDIO:
+        fmt = format_for_output(output, fmt)  # one output file: its suffix decides
+    fmt = fmt or "png16"
+    options = DepthOptions(tile, overlap, batch, check_tile_resolution(tile_res))
     depth_model = load_model_from_options(model, device, kind, layout, size, mean, std)
-    options = DepthOptions(tile, overlap, batch)
+    suggest_better_model(model, quiet or json_out)
     common = {
         "model": depth_model.name,
         "provider": depth_model.provider,
         "tile": tile,
         "overlap": default_overlap(tile) if overlap is None else overlap,
+        "tile_res": tile_res,
     }
     run_batch(
         jobs,
@@ -141,6 +152,7 @@ def _run_job(job: Job, model, options: DepthOptions, fmt: str, colormap: bool, b
             "tiles": report.tiles,
             "seconds": round(report.seconds, 3),
             "colormap": report.colormap,
+            "units": report.units,
         },
     )
 

@@ -25,6 +25,8 @@ from prodepth_cli.commands.model_options import (
     KindOption,
     LayoutOption,
     ModelOption,
+    TileResOption,
+    check_tile_resolution,
     spec_overrides,
 )
 from prodepth_cli.evaluation import (
@@ -53,8 +55,8 @@ COLUMNS = (
 def eval_command(
     model: ModelOption = None,
     ref: Annotated[
-        Path | None,
-        typer.Option("--ref", help="A second ONNX model, scored side by side with --model."),
+        str | None,
+        typer.Option("--ref", help="A second model (file or catalog name), scored beside --model."),
     ] = None,
     data: Annotated[
         Path,
@@ -68,6 +70,7 @@ def eval_command(
         int | None,
         typer.Option("--overlap", help="Tile overlap in pixels (default: a quarter tile)."),
     ] = None,
+    tile_res: TileResOption = "native",
     kind: KindOption = None,
     layout: LayoutOption = None,
     as_json: JsonOption = False,
@@ -80,7 +83,8 @@ def eval_command(
     """
     overrides = spec_overrides(kind, layout)
     scenes = load_scenes(data)
-    predictors = load_predictors(model, ref, overrides, device, tile, overlap, quiet)
+    check_tile_resolution(tile_res)
+    predictors = load_predictors(model, ref, overrides, device, tile, overlap, quiet, tile_res)
     rows = score_all(predictors, scenes, quiet)
     if as_json:
         for row in rows:
@@ -90,13 +94,14 @@ def eval_command(
 
 
 def load_predictors(
-    model: Path | None,
-    ref: Path | None,
+    model: str | None,
+    ref: str | None,
     overrides: dict[str, str],
     device: str,
     tile: int,
     overlap: int | None,
     quiet: bool,
+    tile_resolution: str = "native",
 ) -> dict[str, Predictor]:
     """Label -> predictor: --model, then --ref when given, then the rows prior."""
     from prodepth_cli.models.runtime import load_model
@@ -108,7 +113,7 @@ def load_predictors(
         loaded = load_model(path, device=device, **extra)
         label = unique_label(Path(loaded.name).stem, predictors)
         note(f"{label}: {loaded.provider}", quiet)
-        predictors[label] = model_predictor(loaded, tile=tile, overlap=overlap)
+        predictors[label] = model_predictor(loaded, tile, overlap, tile_resolution=tile_resolution)
     predictors[ROWS_PRIOR] = rows_prior_predictor
     return predictors
 

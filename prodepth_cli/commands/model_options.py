@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from prodepth_cli.commands.common import err_console, note
 from prodepth_cli.errors import OptionError
 from prodepth_cli.models.runtime import DepthModel, load_model
 
+SUGGESTED_MODEL = "depth-anything-v2-small"  # what a user of the shipped model should try
+
 ModelOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--model",
         "-m",
-        help="ONNX depth model (default: the shipped prodepth model).",
+        help="ONNX depth model file, or a pulled catalog name such as depth-anything-v2-small "
+        "(`prodepth models list`). Default: $PRODEPTH_MODEL, else the shipped prodepth model.",
         show_default=False,
     ),
 ]
@@ -68,7 +73,7 @@ def spec_overrides(
 
 
 def load_model_from_options(
-    model: Path | None,
+    model: str | Path | None,
     device: str,
     kind: str | None = None,
     layout: str | None = None,
@@ -78,6 +83,41 @@ def load_model_from_options(
 ) -> DepthModel:
     """Load `model` with the spec overrides given on the command line."""
     return load_model(model, device, **spec_overrides(kind, layout, size, mean, std))
+
+
+TileResOption = Annotated[
+    str,
+    typer.Option(
+        "--tile-res",
+        help="native: a dynamic model sees each tile at its native working size (Depth "
+        "Anything at 518), as its authors run it; full: tiles at full resolution (slower).",
+    ),
+]
+
+
+def check_tile_resolution(text: str) -> str:
+    if text not in ("native", "full"):
+        raise OptionError(f"--tile-res {text}: choose native or full")
+    return text
+
+
+def suggest_better_model(model: str | Path | None, quiet: bool) -> None:
+    """Once a run, on a terminal, when the shipped default model is about to run: say which
+    catalog model draws far better depth and how to get it."""
+    if model is not None or os.environ.get("PRODEPTH_MODEL") or quiet:
+        return
+    if not err_console.is_terminal:
+        return
+    from prodepth_cli.models import catalog, hub
+
+    best = catalog.lookup(SUGGESTED_MODEL)
+    if hub.installed_path(best) is not None:
+        note(f"tip: {best.ref} is installed; --model {best.ref} draws far better depth")
+    else:
+        note(
+            f"tip: for far better depth, `prodepth models pull {best.ref}` "
+            f"({best.bytes / 1e6:,.0f} MB, {best.licence}), then --model {best.ref}"
+        )
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:

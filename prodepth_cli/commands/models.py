@@ -1,15 +1,23 @@
-"""`prodepth models`: list the shipped models, or show any model's spec and providers."""
+"""`prodepth models`: the catalog (list, pull, rm) and any model's spec and providers (show)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
-from prodepth_cli.commands.common import JsonOption, emit_json, guarded
+from prodepth_cli.commands.common import JsonOption, QuietOption, emit_json, err_console, guarded
+from prodepth_cli.commands.common import note as say
 from prodepth_cli.commands.model_options import (
     KindOption,
     LayoutOption,
@@ -18,15 +26,101 @@ from prodepth_cli.commands.model_options import (
     StdOption,
     load_model_from_options,
 )
+from prodepth_cli.errors import ModelError
+from prodepth_cli.models import catalog, hub
+from prodepth_cli.models.catalog import CatalogModel
 from prodepth_cli.models.runtime import MODELS_DIR, default_model_path
 
+app = typer.Typer(
+    help="Depth models: the catalog of public models (list, pull, rm) and any model's spec.",
+    rich_markup_mode="markdown",
+    no_args_is_help=True,
+)
 
+NameArgument = Annotated[
+    str,
+    typer.Argument(
+        help="Catalog name, e.g. depth-anything-v2-small (or name:variant).", show_default=False
+    ),
+]
+VariantOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Variant, e.g. fp16 or uint8 (default: the model's own).", show_default=False
+    ),
+]
+
+
+@app.command("list")
 @guarded
-def models(
-    paths: Annotated[
-        list[Path] | None,
+def list_models(json_out: JsonOption = False) -> None:
+    """What the catalog has, what is installed, sizes and licences."""
+    table = Table("model", "kind", "licence", "variants (* installed)", "what")
+    table.columns[0].no_wrap = True
+    for variants in catalog.catalog().values():
+        cells = []
+        for model in variants.values():
+            path = hub.installed_path(model)
+            if json_out:
+                emit_json({**_record(model), "installed": str(path) if path else None})
+            cells.append(f"{'*' if path else ''}{model.variant} {_size(model.bytes)}")
+        first = next(iter(variants.values()))
+        table.add_row(first.name, first.kind, first.licence, "\n".join(cells), first.title)
+    if not json_out:
+        Console().print(table)
+        say("pull one with `prodepth models pull NAME`, then run it with `--model NAME`")
+
+
+@app.command("pull")
+@guarded
+def pull(
+    name: NameArgument,
+    variant: VariantOption = None,
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Download a catalog model at its pinned revision and check its sha256.
+
+    Through huggingface_hub: its cache (`HF_HOME`), `HF_TOKEN` and `HF_HUB_OFFLINE` apply.
+    """
+    model = _pick(name, variant)
+    path = hub.installed_path(model)
+    if path is None:
+        with _download_bar(quiet or json_out) as bar:
+            path = hub.pull(model, _progress_hook(bar))
+        say(f"{model.ref}: installed at {path} ({model.licence})", quiet or json_out)
+    else:
+        say(f"{model.ref}: already installed at {path}", quiet or json_out)
+    if json_out:
+        emit_json({**_record(model), "installed": str(path)})
+
+
+@app.command("rm")
+@guarded
+def rm(
+    name: NameArgument,
+    variant: VariantOption = None,
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Remove a pulled catalog model's files from the cache."""
+    model = _pick(name, variant)
+    removed = hub.remove(model)
+    if not removed:
+        raise ModelError(f"{model.ref}: not installed")
+    say(f"{model.ref}: removed {len(removed)} file(s)", quiet or json_out)
+    if json_out:
+        emit_json({**_record(model), "removed": [str(p) for p in removed]})
+
+
+@app.command("show")
+@guarded
+def show(
+    models: Annotated[
+        list[str] | None,
         typer.Argument(
-            help="Models to inspect (default: those shipped in models/).", show_default=False
+            help="Model files or catalog names (default: those shipped in models/).",
+            show_default=False,
         ),
     ] = None,
     kind: KindOption = None,
@@ -38,28 +132,78 @@ def models(
 ) -> None:
     """Show models: their spec and the providers that load them.
 
-    The spec is inferred from the graph, then presets, the JSON beside the model and options.
+    The spec is inferred from the graph, then presets, the catalog, the JSON beside the model
+    and options.
     """
-    shipped = sorted(MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
+    shipped = [str(p) for p in sorted(MODELS_DIR.glob("*.onnx"))] if MODELS_DIR.is_dir() else []
     default = default_model_path()
     table = Table("model", "spec", "providers", "default", show_lines=True)
-    for path in paths or shipped:
-        model = load_model_from_options(path, "auto", kind, layout, size, mean, std)
-        cpu = load_model_from_options(path, "cpu", kind, layout, size, mean, std)
+    for ref in models or shipped:
+        model = load_model_from_options(ref, "auto", kind, layout, size, mean, std)
+        cpu = load_model_from_options(ref, "cpu", kind, layout, size, mean, std)
         providers = sorted({model.provider, cpu.provider})
         spec = model.tile_net.spec.to_json()
-        is_default = path.resolve() == default.resolve()
+        is_default = model.tile_net.path.resolve() == default.resolve()
         if json_out:
             emit_json(
-                {"model": str(path), "spec": spec, "providers": providers, "default": is_default}
+                {
+                    "model": ref,
+                    "path": str(model.tile_net.path),
+                    "spec": spec,
+                    "providers": providers,
+                    "default": is_default,
+                }
             )
             continue
         shown = {k: v for k, v in spec.items() if v not in (None, "")}
         table.add_row(
-            str(path),
+            ref,
             "\n".join(f"{k}: {v}" for k, v in shown.items()),
             "\n".join(providers),
             "yes" if is_default else "",
         )
     if not json_out:
         Console().print(table)
+
+
+def _pick(name: str, variant: str | None) -> CatalogModel:
+    if variant is not None:
+        name = f"{name.partition(catalog.VARIANT_SEP)[0]}{catalog.VARIANT_SEP}{variant}"
+    return catalog.lookup(name)
+
+
+def _record(model: CatalogModel) -> dict:
+    return {
+        "name": model.name,
+        "variant": model.variant,
+        "ref": model.ref,
+        "kind": model.kind,
+        "bytes": model.bytes,
+        "licence": model.licence,
+        "source": model.url or f"{model.repo}@{model.revision}",
+        "files": [f.path for f in model.files],
+    }
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+
+
+def _download_bar(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+    )
+
+
+def _progress_hook(bar: Progress) -> hub.ProgressHook:
+    def start(description: str, total: int | None, done: int):
+        task = bar.add_task(description, total=total, completed=done)
+        return lambda n: bar.advance(task, n)
+
+    return start

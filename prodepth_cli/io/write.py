@@ -5,9 +5,9 @@ does not fit in memory, so tiles add into an uncompressed float32 scratch file (
 memory) and the encoders read it back in strips (pypng for PNG, tifffile for TIFF): no output
 format ever holds the map whole.
 
-Conventions: relative inverse depth, larger = nearer. `png16` maps the image's own range to
-0..65535 (near = bright); `tiff` (float32, tiled, deflate, BigTIFF when large), `pfm` and `npy`
-keep the raw values.
+Conventions: the scratch holds disparity, larger = nearer. `png16` maps the image's own range
+to 0..65535 (near = bright); `tiff` (float32, tiled, deflate, BigTIFF when large), `pfm` and
+`npy` keep the values: relative inverse depth, or depth in metres for a metric model.
 """
 
 from __future__ import annotations
@@ -30,11 +30,25 @@ from prodepth_cli.errors import OutputError
 from prodepth_cli.io.scratch import ScratchArray
 
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
+FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff", ".tiff": "tiff", ".pfm": "pfm", ".npy": "npy"}
 _BIGTIFF_BYTES = 2**31
 _TIFF_TILE = 256
 _PNG_LEVEL = 1  # zlib level: smooth depth maps gain little from more effort
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+def format_for_output(dst: str | Path, fmt: str | None) -> str:
+    """The format of an output file: its suffix decides; an explicit `fmt` must agree with
+    it. OutputError for a suffix that is no depth format, or a contradiction."""
+    suffix = Path(dst).suffix.lower()
+    by_suffix = FORMAT_OF_SUFFIX.get(suffix)
+    if by_suffix is None:
+        known = ", ".join(FORMAT_OF_SUFFIX)
+        raise OutputError(f"{dst}: {suffix or 'no suffix'} is not a depth map format ({known})")
+    if fmt is not None and fmt != by_suffix:
+        raise OutputError(f"{dst}: --format {fmt} contradicts the {suffix} suffix ({by_suffix})")
+    return by_suffix
 
 
 @contextlib.contextmanager
@@ -61,15 +75,21 @@ def atomic_output(dst: str | Path) -> Iterator[Path]:
 
 
 class DepthScratch:
-    """The depth map being blended: float32 `(height, width)` on disk (see `ScratchArray`).
+    """The depth map being blended: float32 `(height, width)` disparity on disk (see
+    `ScratchArray`); `metres` when it is 1/metres and float outputs should carry metres.
 
     Tiles add their weighted maps into it in any order; once all are in, the encoders read it
     back in strips, so no output format ever holds the map whole.
     """
 
-    def __init__(self, width: int, height: int):
-        self.width, self.height = width, height
+    def __init__(self, width: int, height: int, metres: bool = False):
+        self.width, self.height, self.metres = width, height, metres
         self.array = ScratchArray(height, width)
+
+    def values(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """A window as float outputs store it: disparity, or metres for a metric map."""
+        window = self.array.read(y0, y1, x0, x1)
+        return _metres(window) if self.metres else window
 
     def __enter__(self) -> DepthScratch:
         return self
@@ -83,12 +103,14 @@ class DepthScratch:
         )
         self.array.add(y0, x0, values)
 
-    def strips(self, reverse: bool = False) -> Iterator[np.ndarray]:
-        """The map as `(n, W)` float32 strips of a few MB, top to bottom (or bottom to top)."""
+    def strips(self, reverse: bool = False, values: bool = False) -> Iterator[np.ndarray]:
+        """The map as `(n, W)` float32 strips of a few MB, top to bottom (or bottom to top):
+        disparity, or with `values` what float outputs store (see `values`)."""
         rows = self.array.strip_rows
         starts = range(0, self.height, rows)
+        read = self.values if values else self.array.read
         for y0 in reversed(starts) if reverse else starts:
-            yield self.array.read(y0, min(y0 + rows, self.height))
+            yield read(y0, min(y0 + rows, self.height))
 
     @functools.cached_property
     def range(self) -> tuple[float, float]:
@@ -165,7 +187,7 @@ def _tiff_tiles(raw: DepthScratch) -> Iterator[np.ndarray]:
     for y in range(0, raw.height, t):
         for x in range(0, raw.width, t):
             tile = np.zeros((t, t), np.float32)
-            part = raw.array.read(y, min(y + t, raw.height), x, min(x + t, raw.width))
+            part = raw.values(y, min(y + t, raw.height), x, min(x + t, raw.width))
             tile[: part.shape[0], : part.shape[1]] = part
             yield tile
 
@@ -174,7 +196,7 @@ def _save_pfm(raw: DepthScratch, path: Path) -> None:
     # PFM: little-endian (negative scale), rows stored bottom to top.
     with open(path, "wb") as f:
         f.write(f"Pf\n{raw.width} {raw.height}\n-1.0\n".encode("ascii"))
-        for strip in raw.strips(reverse=True):
+        for strip in raw.strips(reverse=True, values=True):
             f.write(strip[::-1].astype("<f4").tobytes())
 
 
@@ -182,8 +204,15 @@ def _save_npy(raw: DepthScratch, path: Path) -> None:
     header = {"descr": "<f4", "fortran_order": False, "shape": (raw.height, raw.width)}
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
-        for strip in raw.strips():
+        for strip in raw.strips(values=True):
             f.write(strip.tobytes())
+
+
+def _metres(disparity: np.ndarray) -> np.ndarray:
+    """1/metres -> metres; 0 where there is no depth (no tile covered it, or infinitely far)."""
+    out = np.zeros_like(disparity)
+    np.divide(1.0, disparity, out=out, where=disparity > 0)
+    return out
 
 
 _SAVERS = {"png16": _save_png16, "tiff": _save_tiff, "pfm": _save_pfm, "npy": _save_npy}

@@ -19,7 +19,9 @@ import numpy as np
 import onnxruntime as ort
 
 from prodepth_cli.errors import ModelError
-from prodepth_cli.models.spec import ModelSpec, preset_for, sidecar_spec
+from prodepth_cli.models import catalog, hub
+from prodepth_cli.models.catalog import CatalogModel
+from prodepth_cli.models.spec import DEFAULT_WORKING_SIZE, ModelSpec, preset_for, sidecar_spec
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "prodepth-refiner.onnx"
@@ -50,9 +52,21 @@ class Network:
 
     def coarse_hw(self, h: int, w: int) -> tuple[int, int]:
         """Network input size for the whole `h` x `w` image at the working resolution."""
+        return self._scaled_hw(h, w, self.spec.working_size or DEFAULT_WORKING_SIZE)
+
+    def tile_hw(self, h: int, w: int, native: bool = True) -> tuple[int, int]:
+        """Network input size for an `h` x `w` tile: shrunk to the native working size when
+        `native` and the spec knows it (a ViT trained at 518 sees a 1024 tile at 518, as its
+        authors run it), else full resolution. Refiners always run at full resolution."""
+        long_side = self.spec.working_size
+        if not native or long_side is None or self.spec.is_refiner or max(h, w) <= long_side:
+            return self.input_hw(h, w)
+        return self._scaled_hw(h, w, long_side)
+
+    def _scaled_hw(self, h: int, w: int, long_side: int) -> tuple[int, int]:
         if self.spec.size is not None:
             return self.spec.size
-        scale = self.spec.working_size / max(h, w)
+        scale = long_side / max(h, w)
         return self.input_hw(max(1, math.floor(h * scale)), max(1, math.floor(w * scale)))
 
     def predict(self, rgb: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
@@ -87,8 +101,10 @@ class Network:
         channels = (2, 1, 0) if s.color == "BGR" else (0, 1, 2)
         for c, src in enumerate(channels):
             out = x[:, c] if nchw else x[..., c]
-            np.subtract(rgb[..., src], s.mean[c], out=out, casting="unsafe")
-            out *= 1.0 / s.std[c]
+            # (x * pixel_scale - mean) / std as one multiply-add per pixel
+            gain = s.pixel_scale / s.std[c]
+            np.multiply(rgb[..., src], gain, out=out, casting="unsafe")
+            out -= s.mean[c] / s.std[c]
         return x
 
 
@@ -108,42 +124,77 @@ class DepthModel:
     def is_refiner(self) -> bool:
         return self.tile_net.spec.is_refiner
 
+    @property
+    def is_metric(self) -> bool:
+        """Its disparity is 1/metres (and float outputs carry metres)."""
+        return self.tile_net.spec.is_metric
+
+
+def default_model_ref() -> str:
+    """$PRODEPTH_MODEL (a path or a catalog name), else the shipped default in models/."""
+    return os.environ.get("PRODEPTH_MODEL") or str(MODELS_DIR / DEFAULT_MODEL)
+
 
 def default_model_path() -> Path:
-    """$PRODEPTH_MODEL, else the shipped default in models/."""
-    env = os.environ.get("PRODEPTH_MODEL")
-    return Path(env) if env else MODELS_DIR / DEFAULT_MODEL
+    """The file the default model resolves to."""
+    return resolve_model(default_model_ref())[0]
+
+
+def resolve_model(ref: str | Path) -> tuple[Path, CatalogModel | None]:
+    """A model file path, or a catalog name (`name` or `name:variant`) -> the file to load
+    and its catalog entry. A file that is a pulled catalog model under another name is
+    recognised by its size and sha256, so it still gets its catalog spec."""
+    path = Path(ref)
+    if path.is_file():
+        return path, catalog.match_file(path)
+    entry = catalog.find(str(ref)) if path.suffix.lower() != ".onnx" else None
+    if entry is None:
+        hint = (
+            " (the default model ships in models/; set --model)"
+            if path.parent == MODELS_DIR
+            else " or catalog name (see `prodepth models list`)"
+        )
+        raise ModelError(f"{ref}: no such model file{hint}")
+    installed = hub.installed_path(entry)
+    if installed is None:
+        raise ModelError(
+            f"{entry.ref}: not installed; run `prodepth models pull {entry.ref}` "
+            f"({entry.bytes / 1e6:,.0f} MB, {entry.licence})"
+        )
+    return installed, entry
 
 
 def load_model(
     path: str | Path | None = None, device: str = "auto", **overrides: Any
 ) -> DepthModel:
-    """Load a depth model (default: the shipped one) for `device` (auto | cpu | cuda).
+    """Load a depth model (a file, a catalog name, default: the shipped one) for `device`
+    (auto | cpu | cuda).
 
     `overrides` are spec fields (kind, layout, size, mean, std, ...) that win over what is
-    inferred from the graph, presets and the JSON spec beside the model.
+    inferred from the graph, presets, the catalog and the JSON spec beside the model.
     """
-    model_path = Path(path) if path is not None else default_model_path()
-    tile_net = load_network(model_path, device, overrides)
+    model_path, entry = resolve_model(path if path is not None else default_model_ref())
+    base = entry.spec if entry is not None else {}
+    tile_net = load_network(model_path, device, overrides, base)
     coarse_net = tile_net
     if tile_net.spec.coarse_model:
         coarse_net = load_network(model_path.parent / tile_net.spec.coarse_model, device, {})
-    return DepthModel(model_path.name, tile_net, coarse_net)
+    name = entry.ref if entry is not None else model_path.name
+    return DepthModel(name, tile_net, coarse_net)
 
 
-def load_network(path: Path, device: str, overrides: dict[str, Any]) -> Network:
+def load_network(
+    path: Path, device: str, overrides: dict[str, Any], catalog_spec: dict[str, Any] | None = None
+) -> Network:
+    """One network, its spec built up from the graph, then a file-name preset, the catalog,
+    the JSON beside it and `overrides`, each winning over the one before."""
     if not path.is_file():
-        hint = (
-            " (the default model ships in models/; set --model)"
-            if path.parent == MODELS_DIR
-            else ""
-        )
-        raise ModelError(f"{path}: no such model file{hint}")
+        raise ModelError(f"{path}: no such model file")
     session = _session(path, device)
     inferred = infer_spec(path, session)
     try:
-        spec = inferred.replace(**preset_for(path)).replace(**sidecar_spec(path))
-        spec = spec.replace(**overrides)
+        spec = inferred.replace(**preset_for(path)).replace(**(catalog_spec or {}))
+        spec = spec.replace(**sidecar_spec(path)).replace(**overrides)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{path}: invalid spec ({exc})") from exc
     names = {i.name for i in session.get_inputs()}

@@ -16,7 +16,9 @@ from prodepth_cli.errors import ModelError
 
 Layout = Literal["NCHW", "NHWC"]
 Kind = Literal["disparity", "depth"]
-Align = Literal["affine", "none"]
+Align = Literal["affine", "scale", "none"]
+Units = Literal["relative", "m"]
+DEFAULT_WORKING_SIZE = 384  # coarse pass of a dynamic model whose native size is unknown
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,11 +28,19 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ModelSpec:
     """Input/output contract of one ONNX depth model.
 
-    The network sees `(rgb01 - mean) / std` where rgb01 is the image in [0, 1], channels in
-    `color` order, laid out as `layout`. `kind` says how to read the output: `disparity`
-    (larger = nearer) or `depth` (larger = farther). `align="affine"` means the output is
-    known only up to scale and shift (tiles are fitted to the coarse pass); `"none"` means
-    tiles are already in a common frame (metric models, PRO refiners).
+    The network sees `(rgb01 * pixel_scale - mean) / std` where rgb01 is the image in
+    [0, 1], channels in `color` order, laid out as `layout` (`pixel_scale=255` feeds raw
+    0-255 values). `kind` says how to read the output: `disparity` (larger = nearer) or
+    `depth` (larger = farther), in `units` (`relative`, or `m` for metric models).
+    `align="affine"` means the output is known only up to scale and shift (tiles are fitted
+    to the coarse pass); `"scale"` fits the scale only (metric models: a tile's own field of
+    view misleads its absolute scale); `"none"` takes tiles as they come (PRO refiners, which
+    answer in the coarse pass's frame).
+
+    `working_size` is the long side the network was trained at (its native size), when
+    known: the coarse pass runs there and so, by default, do the tiles of a dynamic model
+    (refiners excepted: they refine detail at full resolution). Unknown (None): the coarse
+    pass runs at `DEFAULT_WORKING_SIZE` and tiles at full resolution.
     """
 
     input: str
@@ -38,11 +48,13 @@ class ModelSpec:
     layout: Layout = "NCHW"
     size: tuple[int, int] | None = None  # fixed (H, W), or None when the graph is dynamic
     multiple: int = 32  # dynamic inputs are rounded to a multiple of this
-    working_size: int = 384  # long side of the coarse pass for dynamic models
+    working_size: int | None = None  # native long side of a dynamic model, when known
     color: Literal["RGB", "BGR"] = "RGB"
+    pixel_scale: float = 1.0  # 255: the network takes raw 0-255 values
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     kind: Kind = "disparity"
+    units: Units = "relative"
     align: Align = "affine"
     coarse_input: str | None = None  # PRO refiner: name of the coarse-disparity input
     coarse_model: str | None = None  # PRO refiner: coarse model file, relative to the spec
@@ -53,12 +65,19 @@ class ModelSpec:
     def is_refiner(self) -> bool:
         return self.coarse_input is not None
 
+    @property
+    def is_metric(self) -> bool:
+        return self.units == "m"
+
     def replace(self, **changes: Any) -> ModelSpec:
         """A copy with `changes` applied, ignoring None values (unset options)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ModelError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
+        for key, allowed in _CHOICES.items():
+            if key in changes and changes[key] not in allowed:
+                raise ModelError(f"spec {key} {changes[key]!r}: choose {' or '.join(allowed)}")
         return dataclasses.replace(self, **_coerce(changes))
 
     def to_json(self) -> dict[str, Any]:
@@ -68,16 +87,29 @@ class ModelSpec:
         return out
 
 
+_CHOICES = {
+    "layout": ("NCHW", "NHWC"),
+    "kind": ("disparity", "depth"),
+    "units": ("relative", "m"),
+    "align": ("affine", "scale", "none"),
+    "color": ("RGB", "BGR"),
+}
+
+
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
-    """JSON lists to the tuples the dataclass holds."""
+    """JSON lists to the tuples the dataclass holds; a metric model aligns in scale only
+    unless told otherwise."""
     out = dict(values)
     for key in ("mean", "std", "size"):
         if isinstance(out.get(key), list):
             out[key] = tuple(out[key])
+    if out.get("units") == "m" and "align" not in out:
+        out["align"] = "scale"
     return out
 
 
-# Public exports and their conventions. Matched by a substring of the file name.
+# Public exports and their conventions, matched by a substring of the file name, for files
+# met by path alone (catalog models carry their full spec: models/catalog.json).
 PRESETS: dict[str, dict[str, Any]] = {
     "depth_anything": dict(
         mean=IMAGENET_MEAN, std=IMAGENET_STD, multiple=14, working_size=518, kind="disparity"
@@ -85,9 +117,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dpt": dict(
         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multiple=32, working_size=384, kind="disparity"
     ),
-    "midas": dict(
-        mean=IMAGENET_MEAN, std=IMAGENET_STD, multiple=32, working_size=384, kind="disparity"
-    ),
+    # The isl-org MiDaS ONNX releases normalise inside the graph: they take rgb / 255.
+    "midas": dict(multiple=32, working_size=384, kind="disparity"),
     "pydnet": dict(kind="depth", layout="NHWC"),
 }
 

@@ -33,30 +33,34 @@ def crop_coarse(
 
 
 def fit_robust_scale_shift(
-    pred: np.ndarray, target: np.ndarray, iters: int = 6
+    pred: np.ndarray, target: np.ndarray, iters: int = 6, shift: bool = True
 ) -> tuple[float, float]:
-    """(s, t) making `s * pred + t` match `target` in the L1 sense (IRLS), with s >= 0.
+    """(s, t) making `s * pred + t` match `target` in the L1 sense (IRLS), with s >= 0;
+    with `shift=False`, t = 0 and only the scale is fitted (metric maps: zero stays zero).
 
     L1 rather than least squares: a tile's prediction and the coarse map disagree most at
     depth edges (the coarse map is blurred there), and those pixels must not drag the fit.
-    A tile with no contrast (sky, a wall) takes the coarse map's median (s = 0).
+    A tile with no contrast (sky, a wall) takes the coarse map's median (s = 0); a
+    scale-only fit of it needs no such fallback.
     """
     x = pred.ravel().astype(np.float64)
     y = target.ravel().astype(np.float64)
-    x_spread = np.std(x)
+    fallback = (0.0, float(np.median(y)))
+    x_spread = np.std(x) if shift else np.mean(np.abs(x))
     if not np.isfinite(x_spread) or x_spread <= 1e-9 * (abs(np.mean(x)) + 1e-12):
-        return 0.0, float(np.median(y))
-    a = np.stack([x, np.ones_like(x)], axis=1)
+        return fallback if shift else (0.0, 0.0)
+    a = np.stack([x, np.ones_like(x)] if shift else [x], axis=1)
     floor = 1e-3 * (np.std(y) + 1e-12)
     w = np.ones_like(x)
-    s, t = 0.0, float(np.median(y))
+    coef = np.zeros(a.shape[1])
     for _ in range(iters):
         sw = np.sqrt(w)
-        (s, t), *_ = np.linalg.lstsq(a * sw[:, None], y * sw, rcond=None)
-        w = 1.0 / np.maximum(np.abs(s * x + t - y), floor)
+        coef, *_ = np.linalg.lstsq(a * sw[:, None], y * sw, rcond=None)
+        w = 1.0 / np.maximum(np.abs(a @ coef - y), floor)
+    s, t = float(coef[0]), float(coef[1]) if shift else 0.0
     if not (np.isfinite(s) and np.isfinite(t)) or s < 0:
-        return 0.0, float(np.median(y))
-    return float(s), float(t)
+        return fallback
+    return s, t
 
 
 def align_to_coarse(
@@ -65,15 +69,16 @@ def align_to_coarse(
     image_hw: tuple[int, int],
     box: tuple[int, int, int, int],
     min_side: int = 8,
+    shift: bool = True,
 ) -> np.ndarray:
-    """`tile_disp` (the model's `(h, w)` disparity for `box`) scaled and shifted onto the
-    coarse disparity under it. The fit runs at the coarse map's resolution (at least
-    `min_side` samples a side), where the two maps carry the same information."""
+    """`tile_disp` (the model's `(h, w)` disparity for `box`) scaled and shifted (or only
+    scaled) onto the coarse disparity under it. The fit runs at the coarse map's resolution
+    (at least `min_side` samples a side), where the two maps carry the same information."""
     (H, W), (ch, cw) = image_hw, coarse.shape
     x0, y0, x1, y1 = box
     gh = max(min_side, round((y1 - y0) * ch / H))
     gw = max(min_side, round((x1 - x0) * cw / W))
     target = crop_coarse(coarse, image_hw, box, (gh, gw))
     small = cv2.resize(tile_disp, (gw, gh), interpolation=cv2.INTER_AREA)
-    s, t = fit_robust_scale_shift(small, target)
+    s, t = fit_robust_scale_shift(small, target, shift=shift)
     return (s * tile_disp + t).astype(np.float32)

@@ -27,6 +27,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 50
+    schedule: str = "cosine"  # or "constant": a run that keeps growing by resuming
     real_fraction: float = 0.5
     seed: int = 0
     threads: int = 2
@@ -60,6 +61,8 @@ def make_config(kind: str, overrides: dict[str, Any] | None = None) -> TrainConf
     unknown = set(base) - names
     if unknown:
         raise OptionError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    if base.get("schedule", "cosine") not in ("cosine", "constant"):
+        raise OptionError(f"schedule {base['schedule']!r}: choose cosine or constant")
     return TrainConfig(**base)
 
 

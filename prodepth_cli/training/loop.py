@@ -50,9 +50,13 @@ ValHook = Callable[[int, dict[str, float]], None]
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 5 % of `cfg.lr` at `cfg.steps`."""
+    """Linear warm-up, then cosine decay to 5 % of `cfg.lr` at `cfg.steps`; or, with the
+    constant schedule, `cfg.lr` throughout, so that a resumed run with more steps goes on
+    as if it had never stopped."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "constant":
+        return cfg.lr
     t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
