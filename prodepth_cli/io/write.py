@@ -2,7 +2,7 @@
 
 Per-image normalisation (16-bit PNG) needs the whole map's range first, and a gigapixel map
 does not fit in memory, so tiles add into an uncompressed float32 scratch file (disk, not
-memory) and the encoders read it back in strips (pypng for PNG, tifffile for TIFF): no output
+memory) and the encoders read it back in strips (io/png.py for PNG, tifffile for TIFF): no output
 format ever holds the map whole.
 
 Conventions: the scratch holds disparity, larger = nearer. `png16` maps the image's own range
@@ -23,10 +23,10 @@ from typing import BinaryIO
 
 import cv2
 import numpy as np
-import png
 import tifffile
 
 from prodepth_cli.errors import OutputError
+from prodepth_cli.io.png import write_png
 from prodepth_cli.io.scratch import ScratchArray
 
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
@@ -149,18 +149,14 @@ def write_colormap(raw: DepthScratch, dst: str | Path) -> None:
     """An 8-bit colour preview of `raw` (turbo colour map, near = warm) as PNG, atomically."""
     lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
     lut = lut[:, 0, ::-1]  # (256, 3) RGB
-    rows = (lut[level].tobytes() for strip in raw.levels(255.0, np.uint8) for level in strip)
+    strips = (lut[levels].reshape(len(levels), -1) for levels in raw.levels(255.0, np.uint8))
     with atomic_output(dst) as tmp, open(tmp, "wb") as f:
-        png.Writer(
-            raw.width, raw.height, greyscale=False, bitdepth=8, compression=_PNG_LEVEL
-        ).write_packed(f, rows)
+        write_png(f, raw.width, raw.height, strips, channels=3, level=_PNG_LEVEL)
 
 
 def _write_png16(raw: DepthScratch, f: BinaryIO) -> None:
-    rows = (row.tobytes() for strip in raw.levels(65535.0, np.dtype(">u2")) for row in strip)
-    png.Writer(
-        raw.width, raw.height, greyscale=True, bitdepth=16, compression=_PNG_LEVEL
-    ).write_packed(f, rows)
+    strips = raw.levels(65535.0, np.dtype(">u2"))
+    write_png(f, raw.width, raw.height, strips, level=_PNG_LEVEL)
 
 
 def _save_png16(raw: DepthScratch, path: Path) -> None:
