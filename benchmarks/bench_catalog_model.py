@@ -16,7 +16,6 @@ for depth-anything-v2-small. Prints, on a 21 MP photograph:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -29,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_overhead import DEFAULT_IMAGE, measure_overhead  # noqa: E402
+from benchmarks.bench_overhead import measure_overhead, overhead_args  # noqa: E402
+from tests.standins import catalog_entry  # noqa: E402
 
 NAME = "depth-anything-v2-small"
 
@@ -49,27 +49,8 @@ def register_as_catalog_model(path: Path, folder: Path) -> None:
     loading the file applies the catalog spec as it would to the pulled file."""
     from prodepth_cli.models import catalog
 
-    shipped = catalog.lookup(NAME)
-    entry = {
-        "title": shipped.title,
-        "licence": shipped.licence,
-        "url": "http://127.0.0.1:9/",
-        "spec": shipped.spec,
-        "default_variant": "fp32",
-        "variants": {
-            "fp32": {
-                "files": [
-                    {
-                        "path": path.name,
-                        "bytes": path.stat().st_size,
-                        "sha256": catalog.sha256_of(path),
-                    }
-                ]
-            }
-        },
-    }
     extra = folder / "catalog.json"
-    extra.write_text(json.dumps({f"{NAME}-standin": entry}))
+    extra.write_text(json.dumps({f"{NAME}-standin": catalog_entry([path], NAME)}))
     os.environ[catalog.CATALOG_ENV] = str(extra)
 
 
@@ -82,14 +63,7 @@ def time_tiles(model, rgb, tile: int, resolution: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    parser.add_argument("--tile", type=int, default=1024)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3, help="pipeline/replay pairs")
-    args = parser.parse_args()
-    if not args.image.is_file():
-        raise SystemExit(f"skipped: {args.image} not found")
+    args = overhead_args(__doc__)
 
     import pyvips
 

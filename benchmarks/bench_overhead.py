@@ -67,13 +67,11 @@ def measure_overhead(model, image: Path, options, rounds: int) -> Overhead:
     return Overhead(pipeline, model_only, [p / m for p, m in pairs], report, len(calls))
 
 
-def main() -> None:
-    from prodepth_cli.models.runtime import load_model
-    from prodepth_cli.pipeline import DepthOptions
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="file or catalog name (default: shipped)")
-    parser.add_argument("--kind", default=None)
+def overhead_args(doc: str, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Parse the options every overhead measurement takes (image, tile, batch, rounds) plus
+    those already on `parser`; exit with "skipped" when the photograph is absent."""
+    parser = parser or argparse.ArgumentParser()
+    parser.description = doc.splitlines()[0]
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     parser.add_argument("--tile", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=4)
@@ -81,6 +79,17 @@ def main() -> None:
     args = parser.parse_args()
     if not args.image.is_file():
         raise SystemExit(f"skipped: {args.image} not found")
+    return args
+
+
+def main() -> None:
+    from prodepth_cli.models.runtime import load_model
+    from prodepth_cli.pipeline import DepthOptions
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=None, help="file or catalog name (default: shipped)")
+    parser.add_argument("--kind", default=None)
+    args = overhead_args(__doc__, parser)
 
     model = load_model(args.model, "cpu", kind=args.kind)
     result = measure_overhead(

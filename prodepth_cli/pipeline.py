@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,30 +112,56 @@ def blend_depth(
         lo, hi = float(coarse.min()), float(coarse.max())
         coarse = (coarse - lo) / max(hi - lo, 1e-12)  # the refiner's global [0, 1] frame
     weights = TileWeights(plan)
-    for row in range(len(plan.ys)):
-        tiles = plan.row_tiles(row)
-        for start in range(0, len(tiles), options.batch):
-            chunk = tiles[start : start + options.batch]
-            maps = _run_tiles(source, chunk, net, coarse, hw, options.tile_resolution)
-            for tile, disp in zip(chunk, maps, strict=True):
-                if coarse is not None and fitted:
-                    shift = net.spec.align == "affine"
-                    disp = align_to_coarse(disp, coarse, hw, tile.box, shift=shift)
-                canvas.add(tile.y, tile.x, weights.apply(tile, disp))
-            if on_tiles:
-                on_tiles(len(chunk))
+    batches = [
+        tiles[i : i + options.batch]
+        for row in range(len(plan.ys))
+        for tiles in [plan.row_tiles(row)]
+        for i in range(0, len(tiles), options.batch)
+    ]
+
+    def read(tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray | None]:
+        return _read_tiles(source, tiles, net, coarse, hw, options.tile_resolution)
+
+    def blend(tiles: list[Tile], maps: np.ndarray) -> None:
+        for tile, disp in zip(tiles, maps, strict=True):
+            disp = resize_to(disp, (tile.h, tile.w))
+            if coarse is not None and fitted:
+                shift = net.spec.align == "affine"
+                disp = align_to_coarse(disp, coarse, hw, tile.box, shift=shift)
+            canvas.add(tile.y, tile.x, weights.apply(tile, disp))
+        if on_tiles:
+            on_tiles(len(tiles))
+
+    # Three stages side by side: while the network runs a batch (onnxruntime releases the
+    # GIL), one thread reads and resizes the next and another blends the one before. One
+    # batch in flight on each side keeps memory at three batches, whatever the image.
+    with (
+        ThreadPoolExecutor(1, "prodepth-read") as reader,
+        ThreadPoolExecutor(1, "prodepth-blend") as blender,
+    ):
+        coming = reader.submit(read, batches[0])
+        blending = None
+        for i, tiles in enumerate(batches):
+            rgb, crops = coming.result()
+            if i + 1 < len(batches):
+                coming = reader.submit(read, batches[i + 1])
+            maps = net.predict(rgb, crops)
+            if blending is not None:
+                blending.result()
+            blending = blender.submit(blend, tiles, maps)
+        blending.result()
 
 
-def _run_tiles(
+def _read_tiles(
     source: TileSource,
     tiles: list[Tile],
     net: Network,
     coarse: np.ndarray | None,
     hw: tuple[int, int],
     resolution: str,
-) -> list[np.ndarray]:
-    """Run a batch of same-size tiles of `source`; returns each tile's `(h, w)` disparity at
-    full size."""
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A batch of same-size tiles of `source` as the network takes them: `(B, h, w, 3)` RGB
+    in [0, 1] at its input size, and for a refiner the `(B, h, w)` coarse crops."""
     th, tw = tiles[0].h, tiles[0].w
     size = net.tile_hw(th, tw, native=resolution == "native")
     rgb = np.stack(
@@ -148,8 +175,7 @@ def _run_tiles(
     crops = None
     if net.spec.is_refiner:
         crops = np.stack([crop_coarse(coarse, hw, t.box, size) for t in tiles])
-    maps = net.predict(rgb, crops)
-    return [resize_to(m, (th, tw)) for m in maps]
+    return rgb, crops
 
 
 def depth_array(

@@ -341,6 +341,33 @@ def metric3d_like(path: Path) -> Path:
     )
 
 
+# --- Catalog entries -------------------------------------------------------------------------
+
+
+def catalog_entry(files: list[Path], like: str | None = None, spec: dict | None = None) -> dict:
+    """A model catalog entry (the shape of prodepth_cli/models/catalog.json) for local
+    `files`, graph first: with the shipped spec of model `like`, or `spec`. Its release URL
+    is never asked: the files are recognised by size and sha256 when loaded by path."""
+    from prodepth_cli.models import catalog
+
+    shipped = catalog.lookup(like) if like else None
+    return {
+        "title": shipped.title if shipped else "a stand-in",
+        "licence": shipped.licence if shipped else "test",
+        "url": "http://127.0.0.1:9/",
+        "spec": shipped.spec if shipped else spec,
+        "default_variant": "fp32",
+        "variants": {
+            "fp32": {
+                "files": [
+                    {"path": p.name, "bytes": p.stat().st_size, "sha256": catalog.sha256_of(p)}
+                    for p in files
+                ]
+            }
+        },
+    }
+
+
 # --- Self-check -------------------------------------------------------------------------------
 
 

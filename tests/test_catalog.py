@@ -3,6 +3,7 @@ recognised by content whatever they are called."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ from prodepth_cli.errors import ModelError
 from prodepth_cli.models import catalog
 from prodepth_cli.models.runtime import load_model, resolve_model
 from tests.onnx_models import luminance_depth_nhwc, pointwise_model
+from tests.standins import catalog_entry
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -84,28 +86,10 @@ def test_names_and_variants():
 
 def _extra_catalog(tmp_path, model_file, monkeypatch, name="studio-model"):
     """A one-entry catalog describing `model_file` (served from a URL that is never asked)."""
-    entry = {
-        name: {
-            "title": "a studio's own model",
-            "licence": "proprietary",
-            "url": "http://127.0.0.1:9/never/",
-            "spec": {"input": "image", "output": "disparity", "working_size": 64, "kind": "depth"},
-            "default_variant": "fp32",
-            "variants": {
-                "fp32": {
-                    "files": [
-                        {
-                            "path": model_file.name,
-                            "bytes": model_file.stat().st_size,
-                            "sha256": catalog.sha256_of(model_file),
-                        }
-                    ]
-                }
-            },
-        }
-    }
+    spec = {"input": "image", "output": "disparity", "working_size": 64, "kind": "depth"}
+    entry = {**catalog_entry([model_file], spec=spec), "licence": "proprietary"}
     path = tmp_path / "catalog.json"
-    path.write_text(json.dumps(entry))
+    path.write_text(json.dumps({name: entry}))
     monkeypatch.setenv(catalog.CATALOG_ENV, str(path))
     return path
 
@@ -139,3 +123,28 @@ def test_a_broken_catalog_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(catalog.CATALOG_ENV, str(bad))
     with pytest.raises(ModelError, match="not a valid model catalog"):
         catalog.catalog()
+
+
+def test_runs_on_the_shipped_model_point_once_to_a_better_one_on_a_terminal(monkeypatch):
+    from rich.console import Console
+
+    from prodepth_cli.commands import common, model_options
+    from prodepth_cli.models import hub
+
+    def said(model, quiet=False, terminal=True, installed=None) -> str:
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=terminal, width=300, highlight=False)
+        monkeypatch.setattr(common, "err_console", console)
+        monkeypatch.setattr(model_options, "err_console", console)
+        monkeypatch.setattr(hub, "installed_path", lambda m: installed)
+        model_options.suggest_better_model(model, quiet)
+        return buffer.getvalue()
+
+    monkeypatch.delenv("PRODEPTH_MODEL", raising=False)
+    assert "`prodepth models pull depth-anything-v2-small` (99 MB, Apache-2.0)" in said(None)
+    assert "is installed; --model depth-anything-v2-small" in said(None, installed="/m.onnx")
+    assert said("my.onnx") == ""  # the user chose a model
+    assert said(None, quiet=True) == ""  # --quiet / --json
+    assert said(None, terminal=False) == ""  # a pipeline, a script, CI
+    monkeypatch.setenv("PRODEPTH_MODEL", "depth-anything-v2-small")
+    assert said(None) == ""

@@ -19,7 +19,13 @@ from prodepth_cli.models import catalog
 from prodepth_cli.models.runtime import DepthModel, Network, load_network
 from prodepth_cli.pipeline import depth_array, resize_to
 from tests.conftest import scene_image
-from tests.standins import depth_anything_v2, depth_pro_like, metric3d_like, midas_v21_small_like
+from tests.standins import (
+    catalog_entry,
+    depth_anything_v2,
+    depth_pro_like,
+    metric3d_like,
+    midas_v21_small_like,
+)
 
 pytest.importorskip("transformers")
 
@@ -148,22 +154,9 @@ def test_metric3d_is_fed_raw_0_255(standins):
 def _catalog_for_standin(tmp_path, monkeypatch, name: str, path) -> None:
     """An extra catalog saying the stand-in file is `name` with the shipped spec, so that
     loading it by path applies the catalog spec (files are recognised by content)."""
-    shipped = catalog.lookup(name)
-    files = [
-        {"path": p.name, "bytes": p.stat().st_size, "sha256": catalog.sha256_of(p)}
-        for p in (path, path.with_name(path.name + "_data"))
-        if p.is_file()
-    ]
-    entry = {
-        "title": shipped.title,
-        "licence": shipped.licence,
-        "url": "http://127.0.0.1:9/",
-        "spec": shipped.spec,
-        "default_variant": "fp32",
-        "variants": {"fp32": {"files": files}},
-    }
+    files = [p for p in (path, path.with_name(path.name + "_data")) if p.is_file()]
     extra = tmp_path / "catalog.json"
-    extra.write_text(json.dumps({f"{name}-standin": entry}))
+    extra.write_text(json.dumps({f"{name}-standin": catalog_entry(files, name)}))
     monkeypatch.setenv(catalog.CATALOG_ENV, str(extra))
 
 

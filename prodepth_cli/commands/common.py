@@ -13,11 +13,13 @@ import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 from prodepth_cli.batch import STDIO, Job, Missing, Outcome, report_failures
@@ -78,13 +80,18 @@ def emit_json(record: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def progress_bar(quiet: bool) -> Progress:
-    """A rich progress bar on stderr; silent when stderr is not a terminal or with --quiet."""
+def progress_bar(quiet: bool, in_bytes: bool = False) -> Progress:
+    """A rich progress bar on stderr; silent when stderr is not a terminal or with --quiet.
+    Counts items, or with `in_bytes` bytes and their rate (downloads)."""
+    counts = (
+        (DownloadColumn(), TransferSpeedColumn())
+        if in_bytes
+        else (MofNCompleteColumn(), TimeElapsedColumn())
+    )
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        *counts,
         TimeRemainingColumn(),
         console=err_console,
         disable=quiet or not err_console.is_terminal,

@@ -6,17 +6,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
 
-from prodepth_cli.commands.common import JsonOption, QuietOption, emit_json, err_console, guarded
+from prodepth_cli.commands.common import JsonOption, QuietOption, emit_json, guarded, progress_bar
 from prodepth_cli.commands.common import note as say
 from prodepth_cli.commands.model_options import (
     KindOption,
@@ -86,7 +79,7 @@ def pull(
     model = _pick(name, variant)
     path = hub.installed_path(model)
     if path is None:
-        with _download_bar(quiet or json_out) as bar:
+        with progress_bar(quiet or json_out, in_bytes=True) as bar:
             path = hub.pull(model, _progress_hook(bar))
         say(f"{model.ref}: installed at {path} ({model.licence})", quiet or json_out)
     else:
@@ -187,18 +180,6 @@ def _record(model: CatalogModel) -> dict:
 
 def _size(n: int) -> str:
     return f"{n / 1e6:,.0f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
-
-
-def _download_bar(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet or not err_console.is_terminal,
-    )
 
 
 def _progress_hook(bar: Progress) -> hub.ProgressHook:
