@@ -122,3 +122,27 @@ def test_pydnet_tiled_keeps_rank_correlation_on_motorcycle():
     assert len(plan_tiles(*rgb.shape[:2], 512).tiles) > 1
     # The issue's bar: >= 0.70 tiled (the model alone, untiled: 0.78).
     assert spearman(disp, gt, valid) >= 0.70
+
+
+def test_stages_side_by_side_give_the_same_map_as_one_after_another(
+    tmp_path, selfnorm_model, monkeypatch
+):
+    """On a GPU, reading, the network and blending run on three threads; the map must be
+    bit for bit the one the CPU's sequential order gives (tiles add up in any order only up
+    to float rounding, so the order itself must not change)."""
+    import prodepth_cli.pipeline as pipeline
+
+    rgb = scene_image(400, 600, seed=5)
+    src = tmp_path / "p.png"
+    cv2.imwrite(str(src), rgb[:, :, ::-1])
+    model = load_model(selfnorm_model, "cpu")
+    options = DepthOptions(160, 40, batch=3)
+    maps = {}
+    for threaded in (False, True):
+        monkeypatch.setattr(pipeline, "_network_leaves_cpu_idle", lambda net, t=threaded: t)
+        maps[threaded, "array"] = depth_array(rgb, model, tile=160, overlap=40, batch=3)
+        depth_file(src, tmp_path / f"{threaded}.npy", model, options, fmt="npy")
+        maps[threaded, "file"] = np.load(tmp_path / f"{threaded}.npy")
+    assert len(plan_tiles(400, 600, 160, 40).tiles) > 3 * 3  # several batches in flight
+    np.testing.assert_array_equal(maps[True, "array"], maps[False, "array"])
+    np.testing.assert_array_equal(maps[True, "file"], maps[False, "file"])

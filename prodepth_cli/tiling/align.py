@@ -45,22 +45,33 @@ def fit_robust_scale_shift(
     """
     x = pred.ravel().astype(np.float64)
     y = target.ravel().astype(np.float64)
-    fallback = (0.0, float(np.median(y)))
     x_spread = np.std(x) if shift else np.mean(np.abs(x))
     if not np.isfinite(x_spread) or x_spread <= 1e-9 * (abs(np.mean(x)) + 1e-12):
-        return fallback if shift else (0.0, 0.0)
-    a = np.stack([x, np.ones_like(x)] if shift else [x], axis=1)
+        return (0.0, float(np.median(y))) if shift else (0.0, 0.0)
     floor = 1e-3 * (np.std(y) + 1e-12)
     w = np.ones_like(x)
-    coef = np.zeros(a.shape[1])
+    s, t = 0.0, 0.0
     for _ in range(iters):
-        sw = np.sqrt(w)
-        coef, *_ = np.linalg.lstsq(a * sw[:, None], y * sw, rcond=None)
-        w = 1.0 / np.maximum(np.abs(a @ coef - y), floor)
-    s, t = float(coef[0]), float(coef[1]) if shift else 0.0
+        s, t = _weighted_line(x, y, w, shift)
+        w = 1.0 / np.maximum(np.abs(s * x + t - y), floor)
     if not (np.isfinite(s) and np.isfinite(t)) or s < 0:
-        return fallback
+        return 0.0, float(np.median(y))
     return s, t
+
+
+def _weighted_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, shift: bool) -> tuple[float, float]:
+    """Weighted least squares `y ~ s * x (+ t)` from the normal equations: a 2x2 solve.
+    Plain numpy sums, not BLAS: right after a network call BLAS's threads wait on cores
+    that onnxruntime's still hold, and a general solver cost 2 ms a call there."""
+    wx = w * x
+    sw, swx, swy = float(w.sum()), float(wx.sum()), float((w * y).sum())
+    swxx, swxy = float((wx * x).sum()), float((wx * y).sum())
+    if not shift:
+        return (swxy / swxx if swxx > 0 else 0.0), 0.0
+    det = sw * swxx - swx * swx
+    if det <= 1e-12 * sw * swxx:
+        return 0.0, swy / sw
+    return (sw * swxy - swx * swy) / det, (swxx * swy - swx * swxy) / det
 
 
 def align_to_coarse(
