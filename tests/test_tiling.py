@@ -129,3 +129,18 @@ def test_crop_coarse_samples_the_right_place():
     crop = crop_coarse(coarse, (300, 400), (100, 50, 300, 250), (20, 20))
     centres_x = 100 + (np.arange(20) + 0.5) * 10  # image x of each output column centre
     np.testing.assert_allclose(crop[5], centres_x / 10 - 0.5, atol=1e-4)
+
+
+def test_metric_tiles_are_fitted_in_scale_only():
+    """A metric tile off by a factor (its own field of view) gets the factor back and no
+    shift, even where a shift would fit the outliers better: zero disparity stays at
+    infinity, and a tile's scale is all a metric model can be wrong about here."""
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(0.1, 2.0, 4000)  # 1 / metres
+    pred = truth / 1.7
+    target = truth.copy()
+    target[:400] += 0.5  # depth edges where the blurred coarse map disagrees
+    s, t = fit_robust_scale_shift(pred, target, shift=False)
+    assert t == 0.0
+    assert abs(s - 1.7) < 0.02  # robust: the 10 % of outliers do not drag it
+    assert fit_robust_scale_shift(np.zeros(10), np.ones(10), shift=False) == (0.0, 0.0)

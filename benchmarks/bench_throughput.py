@@ -1,0 +1,141 @@
+"""Throughput: can the tiler keep a fast network fed? Pipeline wall against the I/O floor.
+
+For each photograph (21 and 74 MP; 324 MP with --large), measured side by side in one run:
+
+- the I/O floor: libvips decoding the JPEG and encoding a 16-bit grey PNG of the same size;
+- the pipeline (`depth_file`, PNG out) with a near-free ONNX model (one pointwise
+  convolution on onnxruntime's CPU), and its network calls replayed alone;
+- the pipeline with a stand-in for a GPU: each call sleeps 1, 5 or 20 ms per tile (the GIL
+  released, as onnxruntime does) and answers at once, so the CPU is free meanwhile.
+
+Each line prints pipeline / max(floor, model): 1.0 means the pipeline costs no more than the
+slower of reading-and-writing and the network. Goals (issue 13): <= 1.5 with the near-free
+model and <= 1.2 at 5 ms per tile, on the 2-core machine.
+
+    python benchmarks/bench_throughput.py [--large] [--tile 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prodepth_cli.data_root import SHARED_DATA  # noqa: E402
+from tests.onnx_models import pointwise_model  # noqa: E402
+
+PHOTOS = ["hubble_ngc1309_4637x4590.jpg", "hubble_sombrero_m104_11472x6429.jpg"]
+LARGE = "hubble_orion_nebula_18000x18000.jpg"
+LATENCIES_MS = (1, 5, 20)
+
+
+class LatencySession:
+    """An onnxruntime session's stand-in for a fast GPU: `per_tile` seconds of sleep per
+    image in the batch (the GIL released), then channel 0 of the input as the map."""
+
+    def __init__(self, per_tile: float):
+        self.per_tile = per_tile
+
+    def run(self, names, feeds):
+        (x,) = feeds.values()
+        time.sleep(self.per_tile * len(x))
+        return [x[:, :1]]
+
+    def get_providers(self) -> list[str]:
+        return ["LatencyStandIn"]  # not the CPU: the pipeline runs its stages side by side
+
+
+def io_floor(photo: Path, out: Path) -> float:
+    """Seconds for libvips to decode `photo` and write a 16-bit grey PNG of its size."""
+    import pyvips
+
+    t0 = time.perf_counter()
+    image = pyvips.Image.new_from_file(str(photo), access="sequential")
+    grey = image.colourspace("grey16").cast("ushort")
+    grey.pngsave(str(out), compression=1)
+    return time.perf_counter() - t0
+
+
+def timed_pipeline(model, photo: Path, out: Path, options) -> tuple[float, int]:
+    from prodepth_cli.pipeline import depth_file
+
+    t0 = time.perf_counter()
+    report = depth_file(photo, out, model, options)
+    return time.perf_counter() - t0, len(report.tiles)
+
+
+def near_free_model(folder: Path):
+    """The pointwise ONNX model, its network calls recorded for a replay."""
+    from prodepth_cli.models.runtime import load_model
+
+    model = load_model(pointwise_model(folder / "near_free.onnx", {"multiple": 1}), "cpu")
+    calls: list[tuple] = []
+    predict = model.tile_net.predict
+
+    def recording(*inputs):
+        calls.append(inputs)
+        return predict(*inputs)
+
+    model.tile_net.predict = recording
+    return model, lambda: _replay(predict, calls), calls
+
+
+def latency_model(folder: Path, per_tile: float):
+    """The pointwise model's spec and plumbing, its session replaced by `LatencySession`."""
+    from prodepth_cli.models.runtime import load_model
+
+    model = load_model(pointwise_model(folder / "latency.onnx", {"multiple": 1}), "cpu")
+    model.tile_net.session = LatencySession(per_tile)
+    return model
+
+
+def _replay(predict, calls) -> float:
+    t0 = time.perf_counter()
+    for inputs in calls:
+        predict(*inputs)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    from prodepth_cli.pipeline import DepthOptions
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--large", action="store_true", help="also the 324 MP photograph")
+    args = parser.parse_args()
+    photos = [SHARED_DATA / "large" / p for p in PHOTOS + ([LARGE] if args.large else [])]
+    missing = [p for p in photos if not p.is_file()]
+    if missing:
+        raise SystemExit(f"skipped: {missing[0]} not found")
+    options = DepthOptions(args.tile, None, args.batch)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        near_free, replay, calls = near_free_model(folder)
+        print(f"{'photo':<34} {'model':<14} {'pipeline':>9} {'floor':>7} {'model':>7} {'ratio':>6}")
+        for photo in photos:
+            out = folder / "depth.png"
+            floor = io_floor(photo, folder / "floor.png")
+            calls.clear()
+            wall, tiles = timed_pipeline(near_free, photo, out, options)
+            rows = [("near-free", wall, replay())]
+            for ms in LATENCIES_MS:
+                model = latency_model(folder, ms / 1000)
+                wall, _ = timed_pipeline(model, photo, out, options)
+                rows.append((f"{ms} ms/tile", wall, ms / 1000 * (tiles + 1)))
+            name = f"{photo.name[:24]} ({tiles} tiles)"
+            for label, wall, model_s in rows:
+                ratio = wall / max(floor, model_s)
+                figures = f"{wall:8.2f}s {floor:6.2f}s {model_s:6.2f}s {ratio:6.2f}"
+                print(f"{name:<34} {label:<14} {figures}")
+    print("goals: near-free <= 1.5, 5 ms/tile <= 1.2 (ratio = pipeline / max(floor, model))")
+
+
+if __name__ == "__main__":
+    main()
