@@ -43,7 +43,7 @@ def measure_overhead(model, image: Path, options, rounds: int) -> Overhead:
 
     calls: list[tuple[object, tuple]] = []
     for net in {id(n): n for n in (model.tile_net, model.coarse_net)}.values():
-        net.predict = _recording(net, net.predict, calls)
+        net.run = _recording(net.run, calls)
 
     def run_pipeline() -> tuple[float, object]:
         calls.clear()
@@ -54,8 +54,8 @@ def measure_overhead(model, image: Path, options, rounds: int) -> Overhead:
 
     def replay() -> float:
         t0 = time.perf_counter()
-        for predict, inputs in calls:
-            predict(*inputs)
+        for run, inputs in calls:
+            run(*inputs)
         return time.perf_counter() - t0
 
     run_pipeline()  # warm-up: first-call costs belong to neither side
@@ -112,12 +112,13 @@ def main() -> None:
     )
 
 
-def _recording(net, predict, calls):
-    """`predict`, also appending (bare predict, its inputs) to `calls`."""
+def _recording(run, calls):
+    """A network's `run` (its prepared input in, maps out), also appending (bare run, its
+    inputs) to `calls`: the replay is the network alone."""
 
     def wrapper(*inputs):
-        calls.append((predict, inputs))
-        return predict(*inputs)
+        calls.append((run, inputs))
+        return run(*inputs)
 
     return wrapper
 

@@ -70,19 +70,19 @@ def timed_pipeline(model, photo: Path, out: Path, options) -> tuple[float, int]:
 
 
 def near_free_model(folder: Path):
-    """The pointwise ONNX model, its network calls recorded for a replay."""
+    """The pointwise ONNX model, its network calls (prepared inputs) recorded for a replay."""
     from prodepth_cli.models.runtime import load_model
 
     model = load_model(pointwise_model(folder / "near_free.onnx", {"multiple": 1}), "cpu")
     calls: list[tuple] = []
-    predict = model.tile_net.predict
+    run = model.tile_net.run
 
     def recording(*inputs):
         calls.append(inputs)
-        return predict(*inputs)
+        return run(*inputs)
 
-    model.tile_net.predict = recording
-    return model, lambda: _replay(predict, calls), calls
+    model.tile_net.run = recording
+    return model, lambda: _replay(run, calls), calls
 
 
 def latency_model(folder: Path, per_tile: float):
@@ -94,10 +94,10 @@ def latency_model(folder: Path, per_tile: float):
     return model
 
 
-def _replay(predict, calls) -> float:
+def _replay(run, calls) -> float:
     t0 = time.perf_counter()
     for inputs in calls:
-        predict(*inputs)
+        run(*inputs)
     return time.perf_counter() - t0
 
 

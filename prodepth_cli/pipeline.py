@@ -141,10 +141,10 @@ def blend_depth(
         coming = reader.submit(read, batches[0])
         blending = None
         for i, tiles in enumerate(batches):
-            rgb, crops = coming.result()
+            x, crops = coming.result()
             if i + 1 < len(batches):
                 coming = reader.submit(read, batches[i + 1])
-            maps = net.predict(rgb, crops)
+            maps = net.run(x, crops)
             if blending is not None:
                 blending.result()
             blending = blender.submit(blend, tiles, maps)
@@ -186,29 +186,28 @@ def _read_tiles(
     hw: tuple[int, int],
     resolution: str,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """A batch of same-size tiles of `source` as the network takes them: `(B, h, w, 3)` RGB
-    in [0, 1] at its input size, and for a refiner the `(B, h, w)` coarse crops."""
+    """A batch of same-size tiles of `source` as the network takes them (see
+    `Network.prepare`), and for a refiner the `(B, h, w)` coarse crops under them."""
     th, tw = tiles[0].h, tiles[0].w
     size = net.tile_hw(th, tw, native=resolution == "native")
-    rgb = np.stack(
-        [
-            _network_rgb(source.window(t.y, t.y + th, t.x, t.x + tw), source.full_scale, size)
-            for t in tiles
-        ]
-    )
+    windows = [source.window(t.y, t.y + th, t.x, t.x + tw) for t in tiles]
+    x = net.prepare(*_at_size(windows, source.full_scale, size))
     crops = None
     if net.spec.is_refiner:
         crops = np.stack([crop_coarse(coarse, hw, t.box, size) for t in tiles])
-    return rgb, crops
+    return x, crops
 
 
-def _network_rgb(pixels: np.ndarray, full_scale: float, hw: tuple[int, int]) -> np.ndarray:
-    """Stored pixels `(h, w[, c])` -> float32 RGB in [0, 1] at `hw`. Integer pixels are
-    resized first, in their own type: a 1024 tile seen at 518 then costs a quarter of the
-    float conversion (the 8-bit rounding is the photograph's own precision)."""
-    if pixels.dtype in (np.uint8, np.uint16) and (pixels.ndim == 2 or pixels.shape[2] <= 4):
-        pixels = resize_to(pixels, hw)
-    return resize_to(to_unit_rgb(pixels, full_scale), hw)
+def _at_size(
+    windows: list[np.ndarray], full_scale: float, hw: tuple[int, int]
+) -> tuple[list[np.ndarray], float]:
+    """Stored pixels resized to `hw`, and the value of white in them. Integer pixels are
+    resized in their own type: a 1024 tile seen at 518 then costs a quarter of the float
+    work (the 8-bit rounding is the photograph's own precision). Anything else is taken to
+    [0, 1] first."""
+    if all(w.dtype in (np.uint8, np.uint16) for w in windows):
+        return [resize_to(w, hw) for w in windows], full_scale
+    return [resize_to(to_unit_rgb(w, full_scale), hw) for w in windows], 1.0
 
 
 def depth_array(

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from prodepth_cli.cli import app
 from prodepth_cli.models import catalog
 from prodepth_cli.models.runtime import DepthModel, Network, load_network
-from prodepth_cli.pipeline import _network_rgb, depth_array, resize_to
+from prodepth_cli.pipeline import depth_array, resize_to
 from tests.conftest import scene_image
 from tests.standins import (
     catalog_entry,
@@ -29,8 +29,8 @@ from tests.standins import (
 
 pytest.importorskip("transformers")
 
-# Feeds are compared with the pipeline's own resize of the image (pipeline._network_rgb); what
-# is left is float32 rounding of (x - mean) / std, a few 1e-7 of the [0, 1] range.
+# Feeds are compared with the image resized as the pipeline does it (8-bit pixels in 8 bits,
+# then scaled to [0, 1]); what is left is float32 rounding of (x - mean) / std, a few 1e-7.
 FEED_ATOL = 1e-5
 
 
@@ -55,6 +55,10 @@ def _load_recorded(path, name: str, **overrides) -> tuple[DepthModel, RecordingS
     recorder = RecordingSession(net.session)
     net.session = recorder
     return DepthModel(name, net, net), recorder
+
+
+def _resized01(rgb: np.ndarray, hw) -> np.ndarray:
+    return resize_to(rgb, hw).astype(np.float32) / 255
 
 
 def _unnormalised(feed: np.ndarray, net: Network) -> np.ndarray:
@@ -89,7 +93,7 @@ def test_depth_anything_is_fed_imagenet_normalised_rgb_at_its_native_518(standin
     (feed,) = rec.feeds
     x = feed["pixel_values"]
     assert x.shape == (1, 3, 364, 518)  # long side at 518, both sides multiples of 14
-    expected = _network_rgb(rgb, 255.0, x.shape[2:])
+    expected = _resized01(rgb, x.shape[2:])
     np.testing.assert_allclose(_unnormalised(x, model.tile_net)[0], expected, atol=FEED_ATOL)
     assert x.min() < -1.0  # normalised, not [0, 1]: ImageNet mean/std were applied
 
@@ -117,7 +121,7 @@ def test_midas_release_is_fed_rgb_over_255_only(standins):
     (feed,) = rec.feeds
     x = feed["0"]
     assert x.shape == (1, 3, 256, 256)  # fixed input: resized, not padded
-    expected = _network_rgb(rgb, 255.0, (256, 256))
+    expected = _resized01(rgb, (256, 256))
     np.testing.assert_allclose(np.moveaxis(x[0], 0, -1), expected, atol=FEED_ATOL)
     assert disparity.shape == (300, 420)
 
@@ -132,7 +136,7 @@ def test_depth_pro_gets_minus_one_to_one_and_writes_metres(standins, tmp_path):
     x = feed["pixel_values"]
     assert x.shape == (1, 3, 1536, 1536)
     assert x.min() >= -1.0 and x.max() <= 1.0
-    expected = _network_rgb(rgb, 255.0, (1536, 1536)) * 2 - 1
+    expected = _resized01(rgb, (1536, 1536)) * 2 - 1
     np.testing.assert_allclose(np.moveaxis(x[0], 0, -1), expected, atol=2 * FEED_ATOL)
     # the pipeline's disparity is 1 / metres of the graph's own answer
     (metres,) = rec.session.run(["predicted_depth"], {"pixel_values": x})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,15 +71,39 @@ class Network:
         return self.input_hw(max(1, math.floor(h * scale)), max(1, math.floor(w * scale)))
 
     def predict(self, rgb: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
-        """Disparity for a batch.
+        """Disparity for a batch of `(B, h, w, 3)` float32 RGB in [0, 1] already at the
+        network's input size (see `run` for `coarse` and what comes back)."""
+        return self.run(self.prepare(list(rgb)), coarse)
 
-        rgb: `(B, h, w, 3)` float32 in [0, 1], already at `input_hw`. coarse: `(B, h, w)`
-        coarse disparity in the refiner's normalised frame (refiners only).
-        Returns `(B, h', w')` float32 disparity at the network's output resolution.
-        """
+    def prepare(self, images: Sequence[np.ndarray], full_scale: float = 1.0) -> np.ndarray:
+        """Images at the network's input size, each `(h, w[, c])` with white at `full_scale`
+        (grey replicated, alpha dropped), -> the network's normalised input batch, written
+        once straight into its layout and type: this runs on every tile, so the scaling to
+        [0, 1], `pixel_scale`, mean and std are one multiply-add per pixel and no copy."""
+        s = self.spec
+        h, w = images[0].shape[:2]
+        nchw = s.layout == "NCHW"
+        shape = (len(images), 3, h, w) if nchw else (len(images), h, w, 3)
+        x = np.empty(shape, self.input_dtype)
+        order = (2, 1, 0) if s.color == "BGR" else (0, 1, 2)
+        for b, image in enumerate(images):
+            planes = image.reshape(h, w, -1)
+            grey = planes.shape[2] < 3  # grey, or grey + alpha
+            for c, src in enumerate(order):
+                out = x[b, c] if nchw else x[b, ..., c]
+                gain = s.pixel_scale / (full_scale * s.std[c])
+                plane = planes[..., 0 if grey else src]
+                np.multiply(plane, gain, out=out, casting="unsafe")
+                out -= s.mean[c] / s.std[c]
+        return x
+
+    def run(self, x: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
+        """Disparity for a batch `x` made by `prepare`. coarse: `(B, h, w)` coarse disparity
+        in the refiner's normalised frame (refiners only). Returns `(B, h', w')` float32
+        disparity at the network's output resolution."""
         outs = []
-        for i in range(0, len(rgb), self.max_batch):
-            feeds = {self.spec.input: self._prepare(rgb[i : i + self.max_batch])}
+        for i in range(0, len(x), self.max_batch):
+            feeds = {self.spec.input: x[i : i + self.max_batch]}
             if self.spec.coarse_input is not None:
                 if coarse is None:
                     raise ModelError(f"{self.path.name}: a refiner needs the coarse depth")
@@ -90,22 +115,6 @@ class Network:
         if self.spec.kind == "depth":
             maps = 1.0 / np.maximum(maps, _EPS)
         return maps
-
-    def _prepare(self, rgb: np.ndarray) -> np.ndarray:
-        """`(B, h, w, 3)` RGB in [0, 1] -> the network's normalised input, written once
-        straight into its layout (no intermediate copies: this runs on every tile)."""
-        s = self.spec
-        b, h, w, _ = rgb.shape
-        nchw = s.layout == "NCHW"
-        x = np.empty((b, 3, h, w) if nchw else (b, h, w, 3), self.input_dtype)
-        channels = (2, 1, 0) if s.color == "BGR" else (0, 1, 2)
-        for c, src in enumerate(channels):
-            out = x[:, c] if nchw else x[..., c]
-            # (x * pixel_scale - mean) / std as one multiply-add per pixel
-            gain = s.pixel_scale / s.std[c]
-            np.multiply(rgb[..., src], gain, out=out, casting="unsafe")
-            out -= s.mean[c] / s.std[c]
-        return x
 
 
 @dataclass
