@@ -79,12 +79,10 @@ class _Setup:
         )
 
     def files(self) -> list[Path]:
-        """Every model file left in the caches (partial downloads included), not counting
-        huggingface_hub's lock files and cache tags."""
+        """Every file and folder left in the caches (partial downloads included), not
+        counting huggingface_hub's lock files and cache tags."""
         content = [*(self.home / "hub").glob("models--*"), self.home / "assets"]
-        return sorted(
-            p for folder in content for p in folder.rglob("*") if p.is_file() or p.is_symlink()
-        )
+        return sorted(p for folder in content for p in folder.rglob("*"))
 
 
 def _data(model: Path) -> bytes:

@@ -171,7 +171,7 @@ def _remove_file(model: CatalogModel, path: Path) -> None:
     links to it) and the folders this leaves empty."""
     if model.url is not None:
         path.unlink(missing_ok=True)
-        _prune_empty(path.parent, _assets_dir(model).parent)
+        _prune_empty(path.parent, _assets_dir(model).parents[2])
         return
     repo_dir = _repo_cache_dir(model)
     blob = path.resolve()
@@ -180,7 +180,7 @@ def _remove_file(model: CatalogModel, path: Path) -> None:
         blob.unlink(missing_ok=True)
         lock = repo_dir.parent / ".locks" / repo_dir.name / f"{blob.name}.lock"
         lock.unlink(missing_ok=True)
-    _prune_empty(path.parent, repo_dir.parent)
+    _prune_repo(repo_dir)
 
 
 def _remove_partials(model: CatalogModel) -> None:
@@ -189,20 +189,27 @@ def _remove_partials(model: CatalogModel) -> None:
     if model.url is not None:
         for part in _assets_dir(model).rglob("*.part"):
             part.unlink(missing_ok=True)
+            _prune_empty(part.parent, _assets_dir(model).parents[2])
         return
     repo_dir = _repo_cache_dir(model)
     for part in (repo_dir / "blobs").glob("*.incomplete"):
         part.unlink(missing_ok=True)
     for file in model.files:
-        marker = repo_dir / ".no_exist" / model.revision / file.path
-        marker.unlink(missing_ok=True)
-        _prune_empty(marker.parent, repo_dir)
+        (repo_dir / ".no_exist" / model.revision / file.path).unlink(missing_ok=True)
+    _prune_repo(repo_dir)
 
 
 def _repo_cache_dir(model: CatalogModel) -> Path:
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE) / ("models--" + model.repo.replace("/", "--"))
+
+
+def _prune_repo(repo_dir: Path) -> None:
+    """Remove a repo's cache folder (and its lock folder) once no file is left in it."""
+    if repo_dir.is_dir() and not any(p.is_file() or p.is_symlink() for p in repo_dir.rglob("*")):
+        shutil.rmtree(repo_dir)
+        _prune_empty(repo_dir.parent / ".locks" / repo_dir.name, repo_dir.parent)
 
 
 def _linked(snapshots: Path, blob: Path) -> bool:
@@ -242,9 +249,12 @@ def _tqdm_class(progress: ProgressHook | None, description: str) -> Any:
 
 
 def _assets_dir(model: CatalogModel) -> Path:
-    from huggingface_hub import cached_assets_path
+    """huggingface_hub's assets folder for prodepth's release files (the layout of its
+    `cached_assets_path`, which would create the folder even to look)."""
+    from huggingface_hub import constants
 
-    return cached_assets_path("prodepth", namespace=model.name, subfolder=model.variant)
+    assets = Path(constants.HF_ASSETS_CACHE).expanduser()
+    return assets / "prodepth" / model.name / model.variant
 
 
 def _download_url(model: CatalogModel, file: ModelFile, progress: ProgressHook | None) -> Path:
@@ -294,7 +304,8 @@ def _check_space(model: CatalogModel, files: list[ModelFile]) -> None:
     if not files:
         return
     folder = _assets_dir(model) if model.url is not None else _repo_cache_dir(model).parent
-    folder.mkdir(parents=True, exist_ok=True)
+    while not folder.exists():  # the disk it will be on
+        folder = folder.parent
     known = [f.bytes for f in files if f.bytes is not None]
     need = sum(known) if len(known) == len(files) else model.bytes
     free = shutil.disk_usage(folder).free
