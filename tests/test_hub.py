@@ -236,3 +236,9 @@ def test_a_full_disk_is_refused_before_downloading(monkeypatch, tmp_path):
     monkeypatch.setattr(hub.shutil, "disk_usage", lambda p: SimpleNamespace(free=0))
     with pytest.raises(ModelError, match="needs 99 MB but only 0 MB is free"):
         hub.pull(model)
+
+
+def test_a_model_whose_second_file_fails_keeps_neither(setup):
+    setup.hub.corrupt("onnx/model.onnx_data", b"not the weights")  # a different size, too
+    _one_line_error(setup.run("models", "pull", "pro-like"), "pro-like", "model.onnx_data")
+    assert setup.files() == []  # the graph downloaded first is gone with it

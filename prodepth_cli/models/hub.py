@@ -322,7 +322,11 @@ def _os_error(model: CatalogModel, file: ModelFile, exc: OSError) -> ModelError:
             f"{model.ref}: disk full while downloading {file.path} (needs {_mb(model.bytes)}; "
             "set HF_HOME to a larger disk); nothing was kept"
         )
-    return ModelError(f"{model.ref}: cannot download {file.path} ({exc.strerror or exc})")
+    reason = exc.strerror or _first_line(exc)
+    return ModelError(
+        f"{model.ref}: download of {file.path} failed ({reason}); nothing was kept, "
+        "run the pull again"
+    )
 
 
 def _mb(n: int) -> str:
