@@ -144,3 +144,18 @@ def test_metric_tiles_are_fitted_in_scale_only():
     assert t == 0.0
     assert abs(s - 1.7) < 0.02  # robust: the 10 % of outliers do not drag it
     assert fit_robust_scale_shift(np.zeros(10), np.ones(10), shift=False) == (0.0, 0.0)
+
+
+def test_bad_pixels_from_a_model_add_nothing_to_the_depth_scratch():
+    from prodepth_cli.io.write import DepthScratch
+
+    tile = np.full((4, 6), 2.0, np.float32)
+    tile[1, 2], tile[2, 3], tile[3, 4] = np.nan, np.inf, -np.inf
+    with DepthScratch(6, 4) as scratch:
+        scratch.add(0, 0, tile)
+        scratch.add(0, 0, np.ones((4, 6), np.float64))  # any float type is taken
+        (strip,) = scratch.strips()
+    expected = np.full((4, 6), 3.0, np.float32)
+    expected[1, 2] = expected[2, 3] = expected[3, 4] = 1.0
+    np.testing.assert_array_equal(strip, expected)
+    assert np.isnan(tile[1, 2])  # the caller's tile is left as it was

@@ -98,9 +98,11 @@ class DepthScratch:
         self.array.close()
 
     def add(self, y0: int, x0: int, values: np.ndarray) -> None:
-        values = np.nan_to_num(
-            values.astype(np.float32), copy=False, nan=0.0, posinf=0.0, neginf=0.0
-        )
+        """Add a weighted tile; NaN and infinities (a model's bad pixels) count as 0. The
+        check is one read of the tile; the cleaning copy is made only when it finds some."""
+        values = np.asarray(values, np.float32)
+        if not np.isfinite(values).all():
+            values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
         self.array.add(y0, x0, values)
 
     def strips(self, reverse: bool = False, values: bool = False) -> Iterator[np.ndarray]:
