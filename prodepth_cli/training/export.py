@@ -145,7 +145,8 @@ def export_checkpoint(
     spec = spec.replace(
         extra={
             "trained_steps": state["step"],
-            "train_patch": cfg["patch"],
+            # the side of what it learnt from: coarse crops, or refiner patches
+            "train_patch": cfg["size"] if kind == "coarse" else cfg["patch"],
             "opset": OPSET,
             "fp16": fp16,
             "parity_max_abs_diff": diff,
