@@ -176,6 +176,8 @@ def _save_tiff(raw: DepthScratch, path: Path) -> None:
         tile=(_TIFF_TILE, _TIFF_TILE),
         compression="zlib",
         bigtiff=big,
+        # tiles deflated on threads; tifffile's default is half the cores, one thread here
+        maxworkers=min(4, os.cpu_count() or 1),
     )
 
 
