@@ -91,7 +91,8 @@ def depth(
     """Depth maps for photographs of any size.
 
     A coarse pass over the whole image, then overlapping full-resolution tiles anchored to it
-    and blended without seams. Output: relative inverse depth, near = bright.
+    and blended without seams. Output: relative inverse depth, near = bright (the float
+    formats of a metric model, such as depth-pro: depth in metres).
     """
     if fmt is not None and fmt not in FORMATS:
         fail(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
