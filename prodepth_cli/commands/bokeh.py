@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -21,12 +23,17 @@ from prodepth_cli.bokeh.engine import (
 from prodepth_cli.bokeh.focus import parse_point
 from prodepth_cli.bokeh.lens import DEFAULT_F_NUMBER
 from prodepth_cli.bokeh.photo_io import check_output_suffix, output_suffix
+from prodepth_cli.cluster import LOCAL, WORKER_THREADS, ray_map
 from prodepth_cli.commands.common import (
     DeviceOption,
+    GpusPerWorkerOption,
     JsonOption,
     OverwriteOption,
     QuietOption,
+    RayAddressOption,
+    RayOption,
     RecursiveOption,
+    WorkersOption,
     fail,
     guarded,
     note,
@@ -35,9 +42,11 @@ from prodepth_cli.commands.common import (
 from prodepth_cli.commands.model_options import (
     KindOption,
     load_model_from_options,
+    spec_overrides,
     suggest_better_model,
 )
 from prodepth_cli.errors import OptionError, ProdepthError
+from prodepth_cli.models.runtime import load_model
 
 
 @guarded
@@ -112,6 +121,10 @@ def bokeh(
     recursive: RecursiveOption = False,
     overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
+    ray: RayOption = False,
+    ray_address: RayAddressOption = LOCAL,
+    workers: WorkersOption = 2,
+    gpus_per_worker: GpusPerWorkerOption = 0.0,
     json_out: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -133,6 +146,14 @@ def bokeh(
     if depth is None:
         depth_source = _ModelDepth(load_model_from_options(depth_model, device, kind))
         suggest_better_model(depth_model, quiet or json_out)
+    mapper = None
+    if ray:
+        if any(STDIO in (job.input, job.output) for job in jobs):
+            raise OptionError("--ray: standard input and output stay local (give files)")
+        runner = functools.partial(
+            _runner, engine, model, depth_model, device, kind, depth is None, options, depth_maps
+        )
+        mapper = ray_map(runner, ray_address, workers, gpus_per_worker)
     run_batch(
         jobs,
         missing,
@@ -142,7 +163,27 @@ def bokeh(
         overwrite,
         json_out,
         quiet,
+        mapper,
     )
+
+
+def _runner(
+    engine: str,
+    model: Path | None,
+    depth_model: str | None,
+    device: str,
+    kind: str | None,
+    model_depth: bool,
+    options: BokehOptions,
+    depth_maps: dict[str, Path | None],
+) -> Callable[[Job], Outcome]:
+    """The job runner a cluster worker builds once: its renderer and depth model."""
+    renderer = _renderer(engine, model)
+    source = None
+    if model_depth:
+        loaded = load_model(depth_model, device, threads=WORKER_THREADS, **spec_overrides(kind))
+        source = _ModelDepth(loaded)
+    return lambda job: _run_job(job, options, depth_maps.get(job.input), source, renderer)
 
 
 @dataclass

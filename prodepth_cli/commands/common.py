@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -44,6 +44,24 @@ OverwriteOption = Annotated[
     typer.Option(help="Redo outputs that already exist (default: skip them, so a batch resumes)."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
+RayOption = Annotated[
+    bool,
+    typer.Option(
+        "--ray",
+        help="Run the images on a Ray cluster, one task per image (a local Ray for the run "
+        "unless --ray-address); needs the ray extra.",
+    ),
+]
+RayAddressOption = Annotated[
+    str,
+    typer.Option("--ray-address", help="With --ray: local, auto, or ray://HOST:PORT."),
+]
+WorkersOption = Annotated[
+    int, typer.Option("--workers", min=1, help="With --ray: workers, each holding one model.")
+]
+GpusPerWorkerOption = Annotated[
+    float, typer.Option("--gpus-per-worker", min=0.0, help="With --ray: GPUs for each worker.")
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="One JSON object per result on stdout, for scripts.")
 ]
@@ -108,10 +126,12 @@ def run_batch(
     overwrite: bool,
     json_out: bool,
     quiet: bool,
+    mapper: Callable[[list[Job]], Iterable[Outcome]] | None = None,
 ) -> None:
     """Run every job under one progress bar: complete outputs are skipped (resume) unless
     `overwrite`, each outcome is reported as it comes (a JSON line, or a note ending in
-    `summary`), and the failures are listed at the end with exit code 1."""
+    `summary`), and the failures are listed at the end with exit code 1. With `mapper`
+    (a cluster), the jobs left after skipping go to it and come back in any order."""
 
     def report(outcome: Outcome) -> None:
         if json_out:
@@ -126,16 +146,22 @@ def run_batch(
         report(outcome)
     with progress_bar(quiet) as bar:
         images = bar.add_task("images", total=len(jobs))
-        for job in jobs:
-            if job.output != STDIO and not overwrite and Path(job.output).exists():
-                outcome = Outcome(
-                    job, "skipped", info={"reason": "output exists (use --overwrite)"}
-                )
-            else:
-                outcome = run_job(job, bar)
+
+        def finish(outcome: Outcome) -> None:
             outcome.info = {**common, **outcome.info}
             outcomes.append(outcome)
             bar.advance(images)
             report(outcome)
+
+        todo = []
+        for job in jobs:
+            if job.output != STDIO and not overwrite and Path(job.output).exists():
+                finish(Outcome(job, "skipped", info={"reason": "output exists (use --overwrite)"}))
+            elif mapper is None:
+                finish(run_job(job, bar))
+            else:
+                todo.append(job)
+        for outcome in mapper(todo) if mapper is not None else ():
+            finish(outcome)
     if report_failures(outcomes, err_console):
         raise typer.Exit(1)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
 from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin
+from prodepth_cli.cluster import LOCAL, WORKER_THREADS, ray_map
 from prodepth_cli.commands.common import (
     DeviceOption,
+    GpusPerWorkerOption,
     JsonOption,
     OverwriteOption,
     QuietOption,
+    RayAddressOption,
+    RayOption,
     RecursiveOption,
+    WorkersOption,
     fail,
     guarded,
     run_batch,
@@ -27,11 +35,12 @@ from prodepth_cli.commands.model_options import (
     StdOption,
     TileResOption,
     check_tile_resolution,
-    load_model_from_options,
+    spec_overrides,
     suggest_better_model,
 )
-from prodepth_cli.errors import ProdepthError
+from prodepth_cli.errors import OptionError, ProdepthError
 from prodepth_cli.io.write import FORMATS, format_for_output
+from prodepth_cli.models.runtime import load_model
 from prodepth_cli.pipeline import DepthOptions, depth_file
 from prodepth_cli.tiling.plan import default_overlap, plan_tiles
 
@@ -85,6 +94,10 @@ def depth(
     recursive: RecursiveOption = False,
     overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
+    ray: RayOption = False,
+    ray_address: RayAddressOption = LOCAL,
+    workers: WorkersOption = 2,
+    gpus_per_worker: GpusPerWorkerOption = 0.0,
     json_out: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -102,8 +115,15 @@ def depth(
         fmt = format_for_output(output, fmt)  # one output file: its suffix decides
     fmt = fmt or "png16"
     options = DepthOptions(tile, overlap, batch, check_tile_resolution(tile_res))
-    depth_model = load_model_from_options(model, device, kind, layout, size, mean, std)
+    overrides = spec_overrides(kind, layout, size, mean, std)
+    depth_model = load_model(model, device, **overrides)  # here too: bad models fail early
     suggest_better_model(model, quiet or json_out)
+    mapper = None
+    if ray:
+        if any(STDIO in (job.input, job.output) for job in jobs):
+            raise OptionError("--ray: standard input and output stay local (give files)")
+        runner = functools.partial(_runner, model, device, overrides, options, fmt, colormap)
+        mapper = ray_map(runner, ray_address, workers, gpus_per_worker)
     common = {
         "model": depth_model.name,
         "provider": depth_model.provider,
@@ -120,12 +140,32 @@ def depth(
         overwrite,
         json_out,
         quiet,
+        mapper,
     )
 
 
-def _run_job(job: Job, model, options: DepthOptions, fmt: str, colormap: bool, bar) -> Outcome:
+def _runner(
+    model: str | None,
+    device: str,
+    overrides: dict,
+    options: DepthOptions,
+    fmt: str,
+    colormap: bool,
+) -> Callable[[Job], Outcome]:
+    """The job runner a cluster worker builds once: its own copy of the model (onnxruntime
+    on the one CPU Ray gives the worker), no bars."""
+    loaded = load_model(model, device, threads=WORKER_THREADS, **overrides)
+    return functools.partial(
+        _run_job, model=loaded, options=options, fmt=fmt, colormap=colormap, bar=None
+    )
+
+
+def _run_job(
+    job: Job, model, options: DepthOptions, fmt: str, colormap: bool, bar: Progress | None
+) -> Outcome:
     out = Path(job.output)
     color = out.with_name(f"{out.stem}_color.png") if colormap and job.output != STDIO else None
+    bar = bar or Progress(disable=True)  # a cluster worker draws nothing
     tiles = bar.add_task(f"  {Path(job.input).name}", total=None)
     try:
         data = read_stdin() if job.input == STDIO else None
@@ -154,6 +194,7 @@ def _run_job(job: Job, model, options: DepthOptions, fmt: str, colormap: bool, b
             "seconds": round(report.seconds, 3),
             "colormap": report.colormap,
             "units": report.units,
+            "provider": model.provider,
         },
     )
 

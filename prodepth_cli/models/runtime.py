@@ -174,32 +174,42 @@ def resolve_model(ref: str | Path) -> tuple[Path, CatalogModel | None]:
 
 
 def load_model(
-    path: str | Path | None = None, device: str = "auto", **overrides: Any
+    path: str | Path | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    **overrides: Any,
 ) -> DepthModel:
     """Load a depth model (a file, a catalog name, default: the shipped one) for `device`
     (auto | cpu | cuda).
 
     `overrides` are spec fields (kind, layout, size, mean, std, ...) that win over what is
     inferred from the graph, presets, the catalog and the JSON spec beside the model.
+    `threads` caps onnxruntime's threads (default: one per core), for processes that share
+    the machine, such as cluster workers.
     """
     model_path, entry = resolve_model(path if path is not None else default_model_ref())
     base = entry.spec if entry is not None else {}
-    tile_net = load_network(model_path, device, overrides, base)
+    tile_net = load_network(model_path, device, overrides, base, threads)
     coarse_net = tile_net
     if tile_net.spec.coarse_model:
-        coarse_net = load_network(model_path.parent / tile_net.spec.coarse_model, device, {})
+        coarse_model = model_path.parent / tile_net.spec.coarse_model
+        coarse_net = load_network(coarse_model, device, {}, threads=threads)
     name = entry.ref if entry is not None else model_path.name
     return DepthModel(name, tile_net, coarse_net)
 
 
 def load_network(
-    path: Path, device: str, overrides: dict[str, Any], catalog_spec: dict[str, Any] | None = None
+    path: Path,
+    device: str,
+    overrides: dict[str, Any],
+    catalog_spec: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> Network:
     """One network, its spec built up from the graph, then a file-name preset, the catalog,
     the JSON beside it and `overrides`, each winning over the one before."""
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    session = _session(path, device)
+    session = _session(path, device, threads)
     inferred = infer_spec(path, session)
     try:
         spec = inferred.replace(**preset_for(path)).replace(**(catalog_spec or {}))
@@ -252,7 +262,7 @@ def infer_spec(path: Path, session: ort.InferenceSession) -> ModelSpec:
     )
 
 
-def _session(path: Path, device: str) -> ort.InferenceSession:
+def _session(path: Path, device: str, threads: int | None = None) -> ort.InferenceSession:
     device = device.lower()
     if device not in ("auto", "cpu", "cuda"):
         raise ModelError(f"--device {device}: choose auto, cpu or cuda")
@@ -265,6 +275,8 @@ def _session(path: Path, device: str) -> ort.InferenceSession:
     # The arena keeps every size it has ever served: with tiles that differ at image borders
     # it held 200 MB more at peak for no measurable speed-up.
     options.enable_cpu_mem_arena = False
+    if threads:
+        options.intra_op_num_threads = threads
     try:
         # A GPU provider that cannot load (no CUDA here) would print errors on every start.
         with _quiet_ort_logs(enabled=len(providers) > 1):
