@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prodepth_cli.batch import Job, Outcome
+from prodepth_cli.batch import STDIO, Job, Outcome
 from prodepth_cli.errors import OptionError
 
 JobRunner = Callable[[Job], Outcome]
@@ -50,12 +50,16 @@ def import_ray() -> Any:
 
 
 def ray_map(
+    jobs: list[Job],
     make_runner: RunnerFactory,
     address: str = LOCAL,
     workers: int = 2,
     gpus_per_worker: float = 0.0,
 ) -> Callable[[list[Job]], Iterator[Outcome]]:
-    """A mapper for `run_batch`: jobs in, outcomes out as they finish (in any order)."""
+    """A mapper for `run_batch` over (some of) `jobs`: jobs in, outcomes out as they finish
+    (in any order). Standard input and output cannot travel: refused here, before any work."""
+    if any(STDIO in (job.input, job.output) for job in jobs):
+        raise OptionError("--ray: standard input and output stay local (give files)")
 
     def run(jobs: list[Job]) -> Iterator[Outcome]:
         if not jobs:  # everything was skipped: no cluster to start

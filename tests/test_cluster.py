@@ -131,3 +131,16 @@ def test_without_ray_installed_the_option_says_how_to_get_it(tmp_path, pointwise
         "prodepth: error: --ray needs Ray: pip install 'prodepth[ray]' (the same on every node)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_standard_input_stays_local(tmp_path, pointwise_exact):
+    result = subprocess.run(
+        [*PRODEPTH, "depth", "-", "-o", str(tmp_path / "d.png"), "--ray"],
+        env=_env(),
+        input=b"\x89PNG not really",
+        capture_output=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        "prodepth: error: --ray: standard input and output stay local (give files)"
+    )

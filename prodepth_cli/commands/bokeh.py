@@ -148,12 +148,10 @@ def bokeh(
         suggest_better_model(depth_model, quiet or json_out)
     mapper = None
     if ray:
-        if any(STDIO in (job.input, job.output) for job in jobs):
-            raise OptionError("--ray: standard input and output stay local (give files)")
         runner = functools.partial(
             _runner, engine, model, depth_model, device, kind, depth is None, options, depth_maps
         )
-        mapper = ray_map(runner, ray_address, workers, gpus_per_worker)
+        mapper = ray_map(jobs, runner, ray_address, workers, gpus_per_worker)
     run_batch(
         jobs,
         missing,

@@ -38,7 +38,7 @@ from prodepth_cli.commands.model_options import (
     spec_overrides,
     suggest_better_model,
 )
-from prodepth_cli.errors import OptionError, ProdepthError
+from prodepth_cli.errors import ProdepthError
 from prodepth_cli.io.write import FORMATS, format_for_output
 from prodepth_cli.models.runtime import load_model
 from prodepth_cli.pipeline import DepthOptions, depth_file
@@ -120,10 +120,8 @@ def depth(
     suggest_better_model(model, quiet or json_out)
     mapper = None
     if ray:
-        if any(STDIO in (job.input, job.output) for job in jobs):
-            raise OptionError("--ray: standard input and output stay local (give files)")
         runner = functools.partial(_runner, model, device, overrides, options, fmt, colormap)
-        mapper = ray_map(runner, ray_address, workers, gpus_per_worker)
+        mapper = ray_map(jobs, runner, ray_address, workers, gpus_per_worker)
     common = {
         "model": depth_model.name,
         "provider": depth_model.provider,
