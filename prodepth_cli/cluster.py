@@ -10,7 +10,6 @@ a task that still fails is reported as that image's error and the rest go on.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,9 +34,6 @@ class JobWorker:
     def run(self, job: Job) -> Outcome:
         return self.run_job(job)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 def import_ray() -> Any:
     try:
@@ -60,11 +56,11 @@ def ray_map(
     (in any order). Standard input and output cannot travel: refused here, before any work."""
     if any(STDIO in (job.input, job.output) for job in jobs):
         raise OptionError("--ray: standard input and output stay local (give files)")
+    ray = import_ray()
 
-    def run(jobs: list[Job]) -> Iterator[Outcome]:
-        if not jobs:  # everything was skipped: no cluster to start
+    def run(todo: list[Job]) -> Iterator[Outcome]:
+        if not todo:  # everything was skipped: no cluster to start
             return
-        ray = import_ray()
         started = _connect(ray, address, workers)
         try:
             worker = ray.remote(
@@ -73,8 +69,8 @@ def ray_map(
                 max_restarts=-1,
                 max_task_retries=RETRIES,
             )(JobWorker)
-            actors = [worker.remote(make_runner) for _ in range(min(workers, len(jobs)))]
-            yield from _schedule(ray, actors, jobs)
+            actors = [worker.remote(make_runner) for _ in range(min(workers, len(todo)))]
+            yield from _schedule(ray, actors, todo)
         finally:
             if started:
                 ray.shutdown()
