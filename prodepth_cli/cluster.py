@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prodepth_cli.batch import STDIO, Job, Outcome
-from prodepth_cli.errors import OptionError
+from prodepth_cli.errors import OptionError, first_line
 
 JobRunner = Callable[[Job], Outcome]
 RunnerFactory = Callable[[], JobRunner]  # picklable: it travels to every worker
@@ -91,7 +91,7 @@ def _schedule(ray: Any, actors: list, jobs: list[Job]) -> Iterator[Outcome]:
         try:
             yield ray.get(done)
         except ray.exceptions.RayError as exc:
-            yield Outcome(job, "error", f"{job.input}: the worker failed ({_first_line(exc)})")
+            yield Outcome(job, "error", f"{job.input}: the worker failed ({first_line(exc)})")
 
 
 def _connect(ray: Any, address: str, workers: int) -> bool:
@@ -103,7 +103,7 @@ def _connect(ray: Any, address: str, workers: int) -> bool:
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise OptionError(f"--ray-address {address}: {_first_line(exc)}") from None
+            raise OptionError(f"--ray-address {address}: {first_line(exc)}") from None
         return False
     ray.init(num_cpus=workers, include_dashboard=False, **options)
     return True
@@ -121,8 +121,3 @@ def _cluster_events_to_stderr() -> None:
         worker.print_to_stdstream = lambda data, ignore_prefix: print_logs(
             data, sys.stderr, ignore_prefix
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return text[0][:200] if text else exc.__class__.__name__

@@ -122,11 +122,12 @@ def blend_depth(
     def read(tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray | None]:
         return _read_tiles(source, tiles, net, coarse, hw, options.tile_resolution)
 
+    shift = net.spec.align == "affine"  # else scale only (metric models)
+
     def blend(tiles: list[Tile], maps: np.ndarray) -> None:
         for tile, disp in zip(tiles, maps, strict=True):
             disp = resize_to(disp, (tile.h, tile.w))
             if coarse is not None and fitted:
-                shift = net.spec.align == "affine"
                 disp = align_to_coarse(disp, coarse, hw, tile.box, shift=shift)
             canvas.add(tile.y, tile.x, weights.apply(tile, disp))
         if on_tiles:

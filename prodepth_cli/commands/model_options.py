@@ -116,7 +116,7 @@ def suggest_better_model(model: str | Path | None, quiet: bool) -> None:
     else:
         note(
             f"tip: for far better depth, `prodepth models pull {best.ref}` "
-            f"({best.bytes / 1e6:,.0f} MB, {best.licence}), then --model {best.ref}"
+            f"({catalog.human_bytes(best.bytes)}, {best.licence}), then --model {best.ref}"
         )
 
 

@@ -56,7 +56,7 @@ def list_models(json_out: JsonOption = False) -> None:
             path = hub.installed_path(model)
             if json_out:
                 emit_json({**_record(model), "installed": str(path) if path else None})
-            cells.append(f"{'*' if path else ''}{model.variant} {_size(model.bytes)}")
+            cells.append(f"{'*' if path else ''}{model.variant} {catalog.human_bytes(model.bytes)}")
         first = next(iter(variants.values()))
         table.add_row(first.name, first.kind, first.licence, "\n".join(cells), first.title)
     if not json_out:
@@ -129,14 +129,17 @@ def show(
     and options.
     """
     shipped = [str(p) for p in sorted(MODELS_DIR.glob("*.onnx"))] if MODELS_DIR.is_dir() else []
-    default = default_model_path()
+    try:
+        default = default_model_path().resolve()
+    except ModelError:  # $PRODEPTH_MODEL names a model not pulled: none shown is the default
+        default = None
     table = Table("model", "spec", "providers", "default", show_lines=True)
     for ref in models or shipped:
         model = load_model_from_options(ref, "auto", kind, layout, size, mean, std)
         cpu = load_model_from_options(ref, "cpu", kind, layout, size, mean, std)
         providers = sorted({model.provider, cpu.provider})
         spec = model.tile_net.spec.to_json()
-        is_default = model.tile_net.path.resolve() == default.resolve()
+        is_default = model.tile_net.path.resolve() == default
         if json_out:
             emit_json(
                 {
@@ -176,10 +179,6 @@ def _record(model: CatalogModel) -> dict:
         "source": model.url or f"{model.repo}@{model.revision}",
         "files": [f.path for f in model.files],
     }
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:,.0f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
 
 
 def _progress_hook(bar: Progress) -> hub.ProgressHook:

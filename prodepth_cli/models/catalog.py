@@ -126,6 +126,11 @@ def match_file(path: Path) -> CatalogModel | None:
     return next((m for m in candidates if m.files[0].sha256 == digest), None)
 
 
+def human_bytes(n: int) -> str:
+    """A download's size as people read it: 99 MB, 3.8 GB."""
+    return f"{n / 1e6:,.0f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+
+
 def sha256_of(path: Path, chunk: int = 8 << 20) -> str:
     """Hex sha256 of a file, read in chunks of a few MB."""
     h = hashlib.sha256()

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prodepth_cli.errors import ModelError
-from prodepth_cli.models.catalog import CatalogModel, ModelFile, sha256_of
+from prodepth_cli.errors import ModelError, first_line
+from prodepth_cli.models.catalog import CatalogModel, ModelFile, human_bytes, sha256_of
 
 HUB = "https://huggingface.co"
 ProgressHook = Callable[[str, int | None, int], Callable[[int], None]]
@@ -146,13 +146,13 @@ def _download(model: CatalogModel, file: ModelFile, progress: ProgressHook | Non
         ) from None
     except hf.HfHubHTTPError as exc:
         raise ModelError(
-            f"{model.ref}: download of {file.path} failed ({_first_line(exc)})"
+            f"{model.ref}: download of {file.path} failed ({first_line(exc)})"
         ) from None
     except OSError as exc:
         raise _os_error(model, file, exc) from None
     except Exception as exc:  # httpx transport errors: a connection cut halfway, a timeout
         raise ModelError(
-            f"{model.ref}: download of {file.path} failed ({_first_line(exc)}); nothing was "
+            f"{model.ref}: download of {file.path} failed ({first_line(exc)}); nothing was "
             "kept, run the pull again"
         ) from None
 
@@ -311,28 +311,19 @@ def _check_space(model: CatalogModel, files: list[ModelFile]) -> None:
     free = shutil.disk_usage(folder).free
     if free < need:
         raise ModelError(
-            f"{model.ref}: needs {_mb(need)} but only {_mb(free)} is free in {folder} "
-            "(set HF_HOME to a larger disk)"
+            f"{model.ref}: needs {human_bytes(need)} but only {human_bytes(free)} is free in "
+            f"{folder} (set HF_HOME to a larger disk)"
         )
 
 
 def _os_error(model: CatalogModel, file: ModelFile, exc: OSError) -> ModelError:
     if exc.errno == errno.ENOSPC:
         return ModelError(
-            f"{model.ref}: disk full while downloading {file.path} (needs {_mb(model.bytes)}; "
-            "set HF_HOME to a larger disk); nothing was kept"
+            f"{model.ref}: disk full while downloading {file.path} (needs "
+            f"{human_bytes(model.bytes)}; set HF_HOME to a larger disk); nothing was kept"
         )
-    reason = exc.strerror or _first_line(exc)
+    reason = exc.strerror or first_line(exc)
     return ModelError(
         f"{model.ref}: download of {file.path} failed ({reason}); nothing was kept, "
         "run the pull again"
     )
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.0f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else exc.__class__.__name__

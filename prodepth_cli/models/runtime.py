@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from prodepth_cli.errors import ModelError
+from prodepth_cli.errors import ModelError, first_line
 from prodepth_cli.models import catalog, hub
 from prodepth_cli.models.catalog import CatalogModel
 from prodepth_cli.models.spec import DEFAULT_WORKING_SIZE, ModelSpec, preset_for, sidecar_spec
@@ -168,7 +168,7 @@ def resolve_model(ref: str | Path) -> tuple[Path, CatalogModel | None]:
     if installed is None:
         raise ModelError(
             f"{entry.ref}: not installed; run `prodepth models pull {entry.ref}` "
-            f"({entry.bytes / 1e6:,.0f} MB, {entry.licence})"
+            f"({catalog.human_bytes(entry.bytes)}, {entry.licence})"
         )
     return installed, entry
 
@@ -282,7 +282,7 @@ def _session(path: Path, device: str, threads: int | None = None) -> ort.Inferen
         with _quiet_ort_logs(enabled=len(providers) > 1):
             session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from None
+        raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from None
     if device == "cuda" and session.get_providers()[0] == "CPUExecutionProvider":
         raise ModelError("--device cuda: CUDA did not load (drivers, CUDA or cuDNN missing)")
     return session
@@ -307,8 +307,3 @@ def _as_maps(out: np.ndarray, batch: int) -> np.ndarray:
     if out.ndim != 3 or out.shape[0] != batch:
         raise ModelError(f"unexpected model output shape {out.shape}")
     return out
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else exc.__class__.__name__
