@@ -114,7 +114,8 @@ def main() -> None:
 
 def _recording(run, calls):
     """A network's `run` (its prepared input in, maps out), also appending (bare run, its
-    inputs) to `calls`: the replay is the network alone."""
+    inputs) to `calls`: the replay is the network alone (on the reused input batches' last
+    contents, which costs a network the same)."""
 
     def wrapper(*inputs):
         calls.append((run, inputs))

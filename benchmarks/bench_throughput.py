@@ -36,7 +36,8 @@ LATENCIES_MS = (1, 5, 20)
 
 class LatencySession:
     """An onnxruntime session's stand-in for a fast GPU: `per_tile` seconds of sleep per
-    image in the batch (the GIL released), then channel 0 of the input as the map."""
+    image in the batch (the GIL released), then channel 0 of the input as the map (a copy:
+    a GPU's answer is a new array, and the pipeline reuses its input batches)."""
 
     def __init__(self, per_tile: float):
         self.per_tile = per_tile
@@ -44,7 +45,7 @@ class LatencySession:
     def run(self, names, feeds):
         (x,) = feeds.values()
         time.sleep(self.per_tile * len(x))
-        return [x[:, :1]]
+        return [x[:, :1].copy()]
 
     def get_providers(self) -> list[str]:
         return ["LatencyStandIn"]  # not the CPU: the pipeline runs its stages side by side
@@ -78,6 +79,8 @@ def near_free_model(folder: Path):
     run = model.tile_net.run
 
     def recording(*inputs):
+        # The pipeline reuses its input batches: the replay runs on their last contents,
+        # which costs a network the same.
         calls.append(inputs)
         return run(*inputs)
 

@@ -10,6 +10,7 @@ two public entry points; the CLI, eval and benchmarks all go through them.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
@@ -23,7 +24,7 @@ import numpy as np
 from prodepth_cli.io.read import WindowReader, open_stream, to_unit_rgb
 from prodepth_cli.io.write import DepthScratch, write_colormap, write_depth
 from prodepth_cli.models.runtime import DepthModel, Network
-from prodepth_cli.tiling.align import align_to_coarse, crop_coarse
+from prodepth_cli.tiling.align import crop_coarse, fit_to_coarse
 from prodepth_cli.tiling.blend import ArrayCanvas, Canvas, TileWeights
 from prodepth_cli.tiling.plan import Tile, TilePlan, plan_tiles
 
@@ -106,12 +107,9 @@ def blend_depth(
     plan = plan_tiles(*hw, options.tile, options.overlap)
     net = model.tile_net
     fitted = net.spec.align in ("affine", "scale")
-    anchored = net.spec.is_refiner or (fitted and len(plan.tiles) > 1)
-    coarse = coarse_disparity(thumbnail, hw, model.coarse_net) if anchored else None
-    if net.spec.is_refiner:
-        lo, hi = float(coarse.min()), float(coarse.max())
-        coarse = (coarse - lo) / max(hi - lo, 1e-12)  # the refiner's global [0, 1] frame
+    shift = net.spec.align == "affine"  # else scale only (metric models)
     weights = TileWeights(plan)
+    size, native = (plan.tile_h, plan.tile_w), options.tile_resolution == "native"
     batches = [
         tiles[i : i + options.batch]
         for row in range(len(plan.ys))
@@ -119,32 +117,64 @@ def blend_depth(
         for i in range(0, len(tiles), options.batch)
     ]
 
-    def read(tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray | None]:
-        return _read_tiles(source, tiles, net, coarse, hw, options.tile_resolution)
+    def anchor() -> np.ndarray | None:
+        """The coarse map the tiles are anchored to (None when nothing needs it)."""
+        if not (net.spec.is_refiner or (fitted and len(plan.tiles) > 1)):
+            return None
+        coarse = coarse_disparity(thumbnail, hw, model.coarse_net)
+        if net.spec.is_refiner:
+            lo, hi = float(coarse.min()), float(coarse.max())
+            coarse = (coarse - lo) / max(hi - lo, 1e-12)  # the refiner's global [0, 1] frame
+        return coarse
 
-    shift = net.spec.align == "affine"  # else scale only (metric models)
+    def cut(tiles: list[Tile]) -> tuple[list[np.ndarray], float]:
+        return _tile_pixels(source, tiles, net.tile_hw(*size, native=native))
+
+    def prepare(tiles: list[Tile], cutting: Future) -> tuple[np.ndarray, np.ndarray | None]:
+        pixels, full_scale = cutting.result()
+        x = net.prepare(pixels, full_scale, buffers.take(len(pixels), pixels[0].shape[:2]))
+        crops = None
+        if net.spec.is_refiner:
+            out_hw = pixels[0].shape[:2]
+            crops = np.stack([crop_coarse(coarse_job.result(), hw, t.box, out_hw) for t in tiles])
+        return x, crops
 
     def blend(tiles: list[Tile], maps: np.ndarray) -> None:
+        coarse = coarse_job.result()
         for tile, disp in zip(tiles, maps, strict=True):
             disp = resize_to(disp, (tile.h, tile.w))
+            s, t = 1.0, 0.0
             if coarse is not None and fitted:
-                disp = align_to_coarse(disp, coarse, hw, tile.box, shift=shift)
-            canvas.add(tile.y, tile.x, weights.apply(tile, disp))
+                s, t = fit_to_coarse(disp, coarse, hw, tile.box, shift=shift)
+            canvas.add(tile.y, tile.x, weights.apply(tile, disp, s, t))
         if on_tiles:
             on_tiles(len(tiles))
 
-    # On a GPU the CPU idles while the network runs a batch: one thread then reads and
-    # resizes the next batch and another blends the one before (onnxruntime releases the
-    # GIL; three batches in flight at most). On the CPU the network already uses every
-    # core, and the extra threads only slowed it (bench_catalog_model: 1.07 -> 1.10).
+    # On a GPU the CPU idles while the network runs a batch: one thread then decodes the
+    # tiles of the batches to come, another normalises them, and a third blends the batch
+    # before (onnxruntime releases the GIL; two batches ahead); the coarse pass runs
+    # on the blending thread while the first batches are read. On the CPU the network
+    # already uses every core, and the extra threads only slowed it (bench_catalog_model:
+    # 1.07 -> 1.10).
     side_by_side = _network_leaves_cpu_idle(net)
-    with _stage(side_by_side, "read") as reader, _stage(side_by_side, "blend") as blender:
-        coming = reader.submit(read, batches[0])
+    lead = 2 if side_by_side else 1  # batches prepared ahead of the one the network runs
+    buffers = _BatchBuffers(net, in_flight=lead + 1)
+    with (
+        _stage(side_by_side, "read") as reader,
+        _stage(side_by_side, "prepare") as preparer,
+        _stage(side_by_side, "blend") as blender,
+    ):
+        coarse_job = blender.submit(anchor)
+
+        def fetch(tiles: list[Tile]) -> Future:
+            return preparer.submit(prepare, tiles, reader.submit(cut, tiles))
+
+        ahead = deque(fetch(tiles) for tiles in batches[:lead])
         blending = None
         for i, tiles in enumerate(batches):
-            x, crops = coming.result()
-            if i + 1 < len(batches):
-                coming = reader.submit(read, batches[i + 1])
+            x, crops = ahead.popleft().result()
+            if i + lead < len(batches):
+                ahead.append(fetch(batches[i + lead]))
             maps = net.run(x, crops)
             if blending is not None:
                 blending.result()
@@ -179,24 +209,35 @@ class _Inline:
         return future
 
 
-def _read_tiles(
-    source: TileSource,
-    tiles: list[Tile],
-    net: Network,
-    coarse: np.ndarray | None,
-    hw: tuple[int, int],
-    resolution: str,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """A batch of same-size tiles of `source` as the network takes them (see
-    `Network.prepare`), and for a refiner the `(B, h, w)` coarse crops under them."""
+def _tile_pixels(
+    source: TileSource, tiles: list[Tile], hw: tuple[int, int]
+) -> tuple[list[np.ndarray], float]:
+    """The pixels of a batch of same-size tiles at the network's input size `hw` (arrays of
+    their own: the source's windows are reused), and the value of white in them."""
     th, tw = tiles[0].h, tiles[0].w
-    size = net.tile_hw(th, tw, native=resolution == "native")
     windows = [source.window(t.y, t.y + th, t.x, t.x + tw) for t in tiles]
-    x = net.prepare(*_at_size(windows, source.full_scale, size))
-    crops = None
-    if net.spec.is_refiner:
-        crops = np.stack([crop_coarse(coarse, hw, t.box, size) for t in tiles])
-    return x, crops
+    pixels, full_scale = _at_size(windows, source.full_scale, hw)
+    return [p.copy() if p is w else p for p, w in zip(pixels, windows, strict=True)], full_scale
+
+
+class _BatchBuffers:
+    """Network input batches used in turn, `in_flight` per shape: one the network runs,
+    the ones being filled for the batches after it (the network is done with a batch when
+    its call returns). A fresh batch of four 1024 tiles is 48 MB of new pages each time,
+    which cost as much as filling them."""
+
+    def __init__(self, net: Network, in_flight: int):
+        self.net, self.in_flight = net, in_flight
+        self._turns: dict[tuple[int, ...], deque[np.ndarray]] = {}
+
+    def take(self, n: int, hw: tuple[int, int]) -> np.ndarray:
+        shape = self.net.batch_shape(n, hw)
+        turn = self._turns.setdefault(shape, deque())
+        if len(turn) < self.in_flight:
+            turn.append(np.empty(shape, self.net.input_dtype))
+        else:
+            turn.rotate(-1)
+        return turn[-1]
 
 
 def _at_size(
@@ -274,7 +315,7 @@ def depth_file(
     with (
         closing(image),
         WindowReader(image, keep_rows=plan.tile_h) as reader,
-        DepthScratch(image.width, image.height, model.is_metric) as scratch,
+        DepthScratch(image.width, image.height, model.is_metric, plan.tile_h) as scratch,
     ):
         blend_depth(reader, image.thumbnail, model, scratch, options, on_tiles)
         write_depth(scratch, dst, fmt)

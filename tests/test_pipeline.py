@@ -124,10 +124,12 @@ def test_pydnet_tiled_keeps_rank_correlation_on_motorcycle():
     assert spearman(disp, gt, valid) >= 0.70
 
 
+@pytest.mark.parametrize("which", ["self-normalising", "shipped refiner pair"])
 def test_stages_side_by_side_give_the_same_map_as_one_after_another(
-    tmp_path, selfnorm_model, monkeypatch
+    tmp_path, selfnorm_model, monkeypatch, which
 ):
-    """On a GPU, reading, the network and blending run on three threads; the map must be
+    """On a GPU, reading, normalising, the network and blending run on four threads (the
+    coarse pass beside the first reads; a refiner's tiles wait for it); the map must be
     bit for bit the one the CPU's sequential order gives (tiles add up in any order only up
     to float rounding, so the order itself must not change)."""
     import prodepth_cli.pipeline as pipeline
@@ -135,7 +137,7 @@ def test_stages_side_by_side_give_the_same_map_as_one_after_another(
     rgb = scene_image(400, 600, seed=5)
     src = tmp_path / "p.png"
     cv2.imwrite(str(src), rgb[:, :, ::-1])
-    model = load_model(selfnorm_model, "cpu")
+    model = load_model(selfnorm_model if which == "self-normalising" else None, "cpu")
     options = DepthOptions(160, 40, batch=3)
     maps = {}
     for threaded in (False, True):
@@ -146,3 +148,39 @@ def test_stages_side_by_side_give_the_same_map_as_one_after_another(
     assert len(plan_tiles(400, 600, 160, 40).tiles) > 3 * 3  # several batches in flight
     np.testing.assert_array_equal(maps[True, "array"], maps[False, "array"])
     np.testing.assert_array_equal(maps[True, "file"], maps[False, "file"])
+
+
+@pytest.mark.parametrize("fixture", ["pointwise_affine", "nhwc_depth"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, "grey"])
+def test_network_input_is_the_spec_formula_into_a_reused_batch(request, fixture, dtype):
+    """`prepare` writes `(rgb01 * pixel_scale - mean) / std`, channels in the spec's order,
+    into the batch it is given (OpenCV for float32 NCHW, numpy for the rest)."""
+    spec = {"mean": (0.4, 0.5, 0.6), "std": (0.2, 0.25, 0.3), "color": "BGR", "pixel_scale": 2}
+    net = load_model(request.getfixturevalue(fixture), "cpu", **spec).tile_net
+    rng = np.random.default_rng(0)
+    full_scale = {np.uint8: 255.0, np.uint16: 65535.0}.get(dtype, 1.0)
+    if dtype == "grey":
+        images = [rng.integers(0, 256, (48, 64), np.uint8) for _ in range(2)]
+        full_scale, unit = 255.0, [np.repeat(i[..., None] / 255.0, 3, axis=2) for i in images]
+    elif dtype == np.float32:
+        images = [rng.uniform(0, 1, (48, 64, 3)).astype(np.float32) for _ in range(2)]
+        unit = images
+    else:
+        images = [rng.integers(0, int(full_scale) + 1, (48, 64, 3)).astype(dtype) for _ in "ab"]
+        unit = [i / full_scale for i in images]
+    batch = np.full(net.batch_shape(2, (48, 64)), np.nan, net.input_dtype)
+    assert net.prepare(images, full_scale, batch) is batch
+    mean, std = np.array(spec["mean"]), np.array(spec["std"])
+    expected = np.stack([(u[..., ::-1] * 2 - mean) / std for u in unit])  # BGR
+    got = batch if net.spec.layout == "NHWC" else batch.transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_batch_buffers_take_turns_so_none_is_refilled_while_in_flight(pointwise_affine):
+    from prodepth_cli.pipeline import _BatchBuffers
+
+    buffers = _BatchBuffers(load_model(pointwise_affine, "cpu").tile_net, in_flight=3)
+    taken = [buffers.take(4, (32, 32)) for _ in range(7)]
+    assert len({id(b) for b in taken[:3]}) == 3  # three distinct batches in turn
+    assert [b is taken[i % 3] for i, b in enumerate(taken)] == [True] * 7
+    assert buffers.take(3, (32, 32)).shape[0] == 3  # a row's last, shorter batch: its own

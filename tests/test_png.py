@@ -20,7 +20,7 @@ def _encode(image: np.ndarray, strip_rows: int, threads: int) -> bytes:
         flat = flat.astype(">u2")  # PNG stores 16-bit samples big-endian
     strips = (flat[y : y + strip_rows] for y in range(0, h, strip_rows))
     f = io.BytesIO()
-    write_png(f, w, h, strips, channels=channels, threads=threads)
+    write_png(f, w, h, strips, 8 * flat.dtype.itemsize, channels=channels, threads=threads)
     return f.getvalue()
 
 
@@ -50,4 +50,23 @@ def test_threaded_deflate_decodes_to_the_same_pixels(shape, dtype, strip_rows, t
 def test_a_short_strip_stream_is_an_error():
     f = io.BytesIO()
     with pytest.raises(ValueError, match="2 rows written, 3 announced"):
-        write_png(f, 4, 3, [np.zeros((2, 4), np.uint8)])
+        write_png(f, 4, 3, [np.zeros((2, 4), np.uint8)], 8)
+
+
+def test_samples_are_made_on_the_workers_from_the_strips_as_given():
+    """`samples` turns float strips into levels on the worker threads; the row above each
+    strip goes through it too (the Up filter needs it), and the strips are not changed."""
+    rng = np.random.default_rng(2)
+    depth = np.cumsum(rng.uniform(0, 1, (90, 40)), axis=0).astype(np.float32)
+    strips = [depth[y : y + 13].copy() for y in range(0, 90, 13)]
+    kept = [s.copy() for s in strips]
+
+    def levels(strip: np.ndarray) -> np.ndarray:
+        return (strip / depth.max() * 65535 + 0.5).astype(">u2")
+
+    f = io.BytesIO()
+    write_png(f, 40, 90, iter(strips), 16, threads=3, samples=levels)
+    decoded = cv2.imdecode(np.frombuffer(f.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(decoded, levels(depth).astype(np.uint16))
+    for strip, before in zip(strips, kept, strict=True):
+        np.testing.assert_array_equal(strip, before)

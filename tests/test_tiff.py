@@ -32,7 +32,10 @@ def _tiled(path, array, **options):
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
-def test_tiled_tiff_windows_match_libvips(tmp_path, layout):
+@pytest.mark.parametrize("store", ["band in memory", "ring on disk"])
+def test_tiled_tiff_windows_match_libvips(tmp_path, layout, store, monkeypatch):
+    if store == "ring on disk":
+        monkeypatch.setattr("prodepth_cli.io.scratch.BAND_BYTES", 0)
     array, options = LAYOUTS[layout]
     src = _tiled(tmp_path / "in.tif", array, **options)
     source = open_stream(src)

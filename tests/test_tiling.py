@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from prodepth_cli.errors import OptionError
-from prodepth_cli.io.scratch import ScratchArray
+from prodepth_cli.io.scratch import RowBand, ScratchArray
 from prodepth_cli.tiling.align import crop_coarse, fit_robust_scale_shift
 from prodepth_cli.tiling.blend import ArrayCanvas, TileWeights
 from prodepth_cli.tiling.plan import plan_tiles
@@ -159,3 +159,44 @@ def test_bad_pixels_from_a_model_add_nothing_to_the_depth_scratch():
     expected[1, 2] = expected[2, 3] = expected[3, 4] = 1.0
     np.testing.assert_array_equal(strip, expected)
     assert np.isnan(tile[1, 2])  # the caller's tile is left as it was
+
+
+def test_row_band_slides_down_keeping_the_rows_it_still_holds():
+    band = RowBand(4, 3)
+    band.write(0, 0, np.arange(12, dtype=np.float32).reshape(4, 3))
+    band.slide_to(2)  # rows 2-3 move up, rows 4-5 come in as zeros
+    np.testing.assert_array_equal(band.read(2, 6), [[6, 7, 8], [9, 10, 11], [0, 0, 0], [0, 0, 0]])
+    band.add(3, 1, np.ones((2, 2), np.float32))
+    np.testing.assert_array_equal(band.read(3, 5, 1, 3), [[11, 12], [1, 1]])
+    with pytest.raises(ValueError, match="outside the band"):
+        band.read(1, 3)
+
+
+def _blend_into_scratch(scratch, tiles):
+    for y0, x0, values in tiles:
+        scratch.add(y0, x0, values)
+    return np.concatenate(list(scratch.strips())), scratch.range
+
+
+def test_depth_scratch_band_in_memory_gives_what_the_disk_gives(monkeypatch):
+    """Tiles coming down the image add up in a band in memory and reach the disk row by row
+    once final: the same map and range as adding every tile on disk, NaN included."""
+    import prodepth_cli.io.scratch as scratch_module
+    from prodepth_cli.io.write import DepthScratch
+
+    rng = np.random.default_rng(3)
+    tiles = []
+    for y0 in (0, 30, 60, 70):  # overlapping tile rows, the last one shifted to the edge
+        for x0 in (0, 45, 90):
+            values = rng.uniform(0.5, 2.0, (40, 60)).astype(np.float32)
+            values[5, 7] = np.nan
+            tiles.append((y0, x0, values))
+    with DepthScratch(150, 110, band_rows=40) as banded:
+        assert banded._band is not None
+        in_memory = _blend_into_scratch(banded, tiles)
+    monkeypatch.setattr(scratch_module, "BAND_BYTES", 0)  # too wide for a band: all on disk
+    with DepthScratch(150, 110, band_rows=40) as on_disk:
+        assert on_disk._band is None
+        expected = _blend_into_scratch(on_disk, tiles)
+    np.testing.assert_array_equal(in_memory[0], expected[0])
+    assert in_memory[1] == expected[1]

@@ -16,7 +16,7 @@ import numpy as np
 import pyvips
 
 from prodepth_cli.errors import InputError
-from prodepth_cli.io.scratch import ScratchArray, rows_per_strip
+from prodepth_cli.io.scratch import RowBand, ScratchArray, rows_per_strip
 from prodepth_cli.io.tiff import TiledTiff
 
 # Full-scale value of each integer pixel format, to map pixels to [0, 1].
@@ -145,37 +145,42 @@ class WindowReader:
     """Tile windows of an image source, going down the image, with memory flat in its size.
 
     Rows are decoded once, a strip at a time (a few megabytes, or a row of TIFF tiles), into
-    a disk ring (`ScratchArray`) that keeps the last `keep_rows` and the strip below: a band
-    of tiles of a 32768-pixel-wide photograph is 100 MB or more, and it stays out of the
-    process.
+    a band that keeps the last `keep_rows`: in memory while it is small (`RowBand`; windows
+    are then views), else in a disk ring (`ScratchArray`, which also keeps the strip below):
+    a band of tiles of a 32768-pixel-wide photograph is 100 MB or more, and it stays out of
+    the process.
     """
 
     def __init__(self, source: ImageSource | TiledTiff, keep_rows: int):
         self.source = source
         self.width, self.height = source.width, source.height
         self.full_scale = source.full_scale
-        self._ring = ScratchArray(
-            source.height, source.width, (3,), source.dtype, keep_rows + source.strip_rows
-        )
+        rows, shape = keep_rows + source.strip_rows, (source.width, (3,), source.dtype)
+        self._band = RowBand(rows, *shape) if RowBand.fits(rows, *shape) else None
+        self._store = self._band or ScratchArray(source.height, *shape, ring_rows=rows)
         self._decoded = 0  # rows [0, _decoded) have been decoded
 
     def __enter__(self) -> WindowReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._ring.close()
+        if isinstance(self._store, ScratchArray):
+            self._store.close()
 
     def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Pixels `[y0, y1) x [x0, x1)` as stored; `y0` must stay within `keep_rows` of the
-        lowest row asked for so far."""
+        """Pixels `[y0, y1) x [x0, x1)` as stored (from the band in memory: a view, valid
+        until a window lower down); `y0` must stay within `keep_rows` of the lowest row
+        asked for so far."""
         while self._decoded < y1:
             end = min(self._decoded + self.source.strip_rows, self.height)
+            if self._band is not None and end > self._band.bottom:
+                self._band.slide_to(y0)
             for x, pixels in self.source.blocks(self._decoded, end):
-                self._ring.write(self._decoded, x, pixels)
+                self._store.write(self._decoded, x, pixels)
             self._decoded = end
-        if y0 < self._decoded - self._ring.rows:
+        if y0 < self._decoded - self._store.rows:
             raise ValueError(f"rows {y0}-{y1} are outside the kept band")
-        return self._ring.read(y0, y1, x0, x1)
+        return self._store.read(y0, y1, x0, x1)
 
 
 def _load(name: str, data: bytes | None, access: str) -> pyvips.Image:

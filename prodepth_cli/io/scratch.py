@@ -1,4 +1,5 @@
-"""Disk-backed pixel arrays, so that working memory does not grow with the image.
+"""Disk-backed pixel arrays, so that working memory does not grow with the image, and the
+band of rows in memory that stands in for them while it is small.
 
 A gigapixel image's band of tile rows is hundreds of megabytes, and its depth map gigabytes;
 both live here, in an unlinked temporary file read and written with positioned I/O (the page
@@ -18,6 +19,7 @@ import numpy as np
 
 BLOCK = 256  # columns per block
 STRIP_BYTES = 4 << 20  # full-width rows moved per call: a few MB, whatever the width
+BAND_BYTES = 64 << 20  # a band of rows up to this size is kept in memory (`RowBand`)
 
 
 def rows_per_strip(row_bytes: int) -> int:
@@ -26,7 +28,9 @@ def rows_per_strip(row_bytes: int) -> int:
 
 
 class ScratchArray:
-    """A `(height, width, *channels)` array on disk; windows come back as numpy arrays."""
+    """A `(height, width, *channels)` array on disk; windows come back as numpy arrays.
+    `block` columns are stored together (at `width`, rows are stored whole: for an array
+    only ever written and read in full rows, each a single call)."""
 
     def __init__(
         self,
@@ -35,10 +39,11 @@ class ScratchArray:
         channels: tuple[int, ...] = (),
         dtype: np.dtype | type = np.float32,
         ring_rows: int | None = None,
+        block: int = BLOCK,
     ):
         self.height, self.width, self.channels = height, width, channels
         self.dtype = np.dtype(dtype)
-        self.block = min(BLOCK, width)
+        self.block = min(block, width)
         self.rows = ring_rows or height  # slots per block
         self._pixel = self.dtype.itemsize * int(np.prod(channels, dtype=int))
         self._blocks = -(-width // self.block)
@@ -59,13 +64,23 @@ class ScratchArray:
         """Rows `[y0, y1)`, columns `[x0, x1)` (default: to the right edge)."""
         x1 = self.width if x1 is None else x1
         out = np.empty((y1 - y0, x1 - x0, *self.channels), self.dtype)
+        if self._whole_rows(x0, x1):
+            self._io(os.preadv, 0, y0, out)
+            return out
         for b, lo, hi, blocks in self._block_rows(y0, y1, x0, x1):
             out[:, lo - x0 : hi - x0] = blocks[:, lo - b : hi - b]
         return out
 
     def write(self, y0: int, x0: int, values: np.ndarray) -> None:
         """Put `values` `(h, w, *channels)` at row `y0`, column `x0`."""
+        if self._whole_rows(x0, x0 + values.shape[1]):
+            self._io(os.pwritev, 0, y0, np.ascontiguousarray(values, self.dtype))
+            return
         self._update(y0, x0, values, add=False)
+
+    def _whole_rows(self, x0: int, x1: int) -> bool:
+        """Columns `[x0, x1)` are whole rows stored whole: they move in one call."""
+        return self._blocks == 1 and x0 == 0 and x1 == self.width
 
     def add(self, y0: int, x0: int, values: np.ndarray) -> None:
         """Add `values` `(h, w, *channels)` into the window at row `y0`, column `x0`."""
@@ -111,3 +126,44 @@ class ScratchArray:
             if size != n * row_bytes:
                 raise OSError(f"scratch file: {size} of {n * row_bytes} bytes transferred")
             done += n
+
+
+class RowBand:
+    """Rows `[top, top + rows)` of a `(height, width, *channels)` image, in memory, sliding
+    down the image. While a band of tile rows is small (`fits`), keeping it here costs less
+    than a scratch file's copies in and out, and windows of it are views, not copies."""
+
+    def __init__(self, rows: int, width: int, channels: tuple[int, ...] = (), dtype=np.float32):
+        self.rows = rows
+        self.array = np.zeros((rows, width, *channels), dtype)
+        self.top = 0
+
+    @staticmethod
+    def fits(rows: int, width: int, channels: tuple[int, ...] = (), dtype=np.float32) -> bool:
+        pixel = np.dtype(dtype).itemsize * int(np.prod(channels, dtype=int))
+        return rows * width * pixel <= BAND_BYTES
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.rows
+
+    def slide_to(self, top: int) -> None:
+        """Start the band at row `top`: rows above it are dropped, the rows it keeps move
+        up, and the rows it gains are zeros."""
+        kept = max(0, self.bottom - top)
+        if kept:
+            self.array[:kept] = self.array[top - self.top :]
+        self.array[kept:] = 0
+        self.top = top
+
+    def read(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """A view of rows `[y0, y1)`, columns `[x0, x1)`: valid until the band slides."""
+        if not self.top <= y0 <= y1 <= self.bottom:
+            raise ValueError(f"rows {y0}-{y1} are outside the band {self.top}-{self.bottom}")
+        return self.array[y0 - self.top : y1 - self.top, x0:x1]
+
+    def write(self, y0: int, x0: int, values: np.ndarray) -> None:
+        self.read(y0, y0 + len(values), x0, x0 + values.shape[1])[...] = values
+
+    def add(self, y0: int, x0: int, values: np.ndarray) -> None:
+        self.read(y0, y0 + len(values), x0, x0 + values.shape[1])[...] += values

@@ -11,6 +11,7 @@ floats) go to libvips.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class TiledTiff:
         self.full_scale = _DTYPES[page.dtype]
         self.strip_rows = page.tilelength  # rows decoded together: one row of tiles
         self._tiles_across = -(-self.width // page.tilewidth)
+        self._file = threading.Lock()  # the thumbnail may read while the tile rows are read
 
     @classmethod
     def open(cls, path: str | Path, data: bytes | None = None) -> TiledTiff | None:
@@ -94,9 +96,9 @@ class TiledTiff:
         offset, size = page.dataoffsets[index], page.databytecounts[index]
         if not size:
             return np.zeros((h, w, 3), self.dtype)  # a missing tile reads as black
-        handle = self._tiff.filehandle
-        handle.seek(offset)
-        data = handle.read(size)
+        with self._file:
+            self._tiff.filehandle.seek(offset)
+            data = self._tiff.filehandle.read(size)
         try:
             if len(data) < size:
                 raise EOFError("the file ends inside it")

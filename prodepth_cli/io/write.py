@@ -17,7 +17,7 @@ import functools
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,7 +27,7 @@ import tifffile
 
 from prodepth_cli.errors import OutputError
 from prodepth_cli.io.png import write_png
-from prodepth_cli.io.scratch import ScratchArray
+from prodepth_cli.io.scratch import BLOCK, RowBand, ScratchArray
 
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
 FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff", ".tiff": "tiff", ".pfm": "pfm", ".npy": "npy"}
@@ -78,18 +78,20 @@ class DepthScratch:
     """The depth map being blended: float32 `(height, width)` disparity on disk (see
     `ScratchArray`); `metres` when it is 1/metres and float outputs should carry metres.
 
-    Tiles add their weighted maps into it in any order; once all are in, the encoders read it
-    back in strips, so no output format ever holds the map whole.
+    Tiles add their weighted maps into it; once all are in, the encoders read it back in
+    strips, so no output format ever holds the map whole. With `band_rows` (the tiles' height)
+    tiles must come down the image, and while that band of rows is small (`RowBand.fits`)
+    they add up in memory: the rows above a new tile's top are final, and go to disk once,
+    their range noted on the way.
     """
 
-    def __init__(self, width: int, height: int, metres: bool = False):
+    def __init__(self, width: int, height: int, metres: bool = False, band_rows: int = 0):
         self.width, self.height, self.metres = width, height, metres
-        self.array = ScratchArray(height, width)
-
-    def values(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
-        """A window as float outputs store it: disparity, or metres for a metric map."""
-        window = self.array.read(y0, y1, x0, x1)
-        return _metres(window) if self.metres else window
+        fits = band_rows > 0 and RowBand.fits(band_rows, width)
+        self._band = RowBand(band_rows, width) if fits else None
+        # Behind a band only whole rows come and go; tiles added on disk need column blocks.
+        self.array = ScratchArray(height, width, block=width if fits else BLOCK)
+        self._seen = (np.inf, -np.inf)  # the range of the rows the band has let go
 
     def __enter__(self) -> DepthScratch:
         return self
@@ -103,11 +105,39 @@ class DepthScratch:
         values = np.asarray(values, np.float32)
         if not np.isfinite(values).all():
             values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-        self.array.add(y0, x0, values)
+        if self._band is None:
+            self.array.add(y0, x0, values)
+            return
+        if y0 + len(values) > self._band.bottom:
+            self._let_go(y0)
+            self._band.slide_to(y0)
+        self._band.add(y0, x0, values)
+
+    def _let_go(self, y1: int) -> None:
+        """Rows from the band's top to `y1` are final: to disk, their range noted."""
+        band = self._band
+        rows = band.read(band.top, min(y1, band.bottom, self.height))
+        if len(rows):
+            self.array.write(band.top, 0, rows)
+            lo, hi = cv2.minMaxLoc(rows)[:2]
+            self._seen = (min(self._seen[0], lo), max(self._seen[1], hi))
+
+    def _settle(self) -> None:
+        """Every tile is in: the rows still in the band go to disk (once)."""
+        if self._band is not None:
+            self._let_go(self.height)
+            self._band = None
+
+    def values(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """A window as float outputs store it: disparity, or metres for a metric map."""
+        self._settle()
+        window = self.array.read(y0, y1, x0, x1)
+        return _metres(window) if self.metres else window
 
     def strips(self, reverse: bool = False, values: bool = False) -> Iterator[np.ndarray]:
         """The map as `(n, W)` float32 strips of a few MB, top to bottom (or bottom to top):
         disparity, or with `values` what float outputs store (see `values`)."""
+        self._settle()
         rows = self.array.strip_rows
         starts = range(0, self.height, rows)
         read = self.values if values else self.array.read
@@ -116,21 +146,30 @@ class DepthScratch:
 
     @functools.cached_property
     def range(self) -> tuple[float, float]:
-        """(lo, hi) of the finished map (read once, after every tile is in)."""
+        """(lo, hi) of the finished map: noted as the band let its rows go, else read once
+        after every tile is in."""
+        banded = self._band is not None
+        self._settle()
+        if banded:
+            return self._seen
         lo, hi = np.inf, -np.inf
         for strip in self.strips():
             lo, hi = min(lo, float(strip.min())), max(hi, float(strip.max()))
         return lo, hi
 
-    def levels(self, top: float, dtype: np.dtype) -> Iterator[np.ndarray]:
-        """Strips with the map's range mapped to integer levels 0..`top` (near = `top`)."""
+    def levels(self, top: float, dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
+        """A function mapping strips of this map to integer levels 0..`top` of its range
+        (near = `top`), as a new array: encoders run it on their worker threads."""
         lo, hi = self.range
-        gain = top / (hi - lo) if hi > lo else 0.0
-        for strip in self.strips():
-            strip -= lo
-            strip *= gain
-            strip += 0.5
-            yield strip.astype(dtype)
+        gain = np.float32(top / (hi - lo) if hi > lo else 0.0)
+
+        def to_levels(strip: np.ndarray) -> np.ndarray:
+            scaled = strip - np.float32(lo)  # first: lo * gain may be far larger than top
+            scaled *= gain
+            scaled += np.float32(0.5)
+            return scaled.astype(dtype)
+
+        return to_levels
 
 
 def write_depth(raw: DepthScratch, dst: str | Path, fmt: str) -> None:
@@ -151,14 +190,20 @@ def write_colormap(raw: DepthScratch, dst: str | Path) -> None:
     """An 8-bit colour preview of `raw` (turbo colour map, near = warm) as PNG, atomically."""
     lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
     lut = lut[:, 0, ::-1]  # (256, 3) RGB
-    strips = (lut[levels].reshape(len(levels), -1) for levels in raw.levels(255.0, np.uint8))
+    to_levels = raw.levels(255.0, np.uint8)
+
+    def colours(strip: np.ndarray) -> np.ndarray:
+        return lut[to_levels(strip)].reshape(len(strip), -1)
+
     with atomic_output(dst) as tmp, open(tmp, "wb") as f:
-        write_png(f, raw.width, raw.height, strips, channels=3, level=_PNG_LEVEL)
+        write_png(
+            f, raw.width, raw.height, raw.strips(), 8, channels=3, level=_PNG_LEVEL, samples=colours
+        )
 
 
 def _write_png16(raw: DepthScratch, f: BinaryIO) -> None:
-    strips = raw.levels(65535.0, np.dtype(">u2"))
-    write_png(f, raw.width, raw.height, strips, level=_PNG_LEVEL)
+    to_levels = raw.levels(65535.0, np.dtype(">u2"))
+    write_png(f, raw.width, raw.height, raw.strips(), 16, level=_PNG_LEVEL, samples=to_levels)
 
 
 def _save_png16(raw: DepthScratch, path: Path) -> None:
@@ -185,9 +230,10 @@ def _tiff_tiles(raw: DepthScratch) -> Iterator[np.ndarray]:
     """Row-major 256x256 tiles, zero-padded past the right and bottom edges."""
     t = _TIFF_TILE
     for y in range(0, raw.height, t):
+        rows = raw.values(y, min(y + t, raw.height))
         for x in range(0, raw.width, t):
             tile = np.zeros((t, t), np.float32)
-            part = raw.values(y, min(y + t, raw.height), x, min(x + t, raw.width))
+            part = rows[:, x : x + t]
             tile[: part.shape[0], : part.shape[1]] = part
             yield tile
 

@@ -50,10 +50,17 @@ class TileWeights:
         """`(tile_h, tile_w)` weight of one tile."""
         return np.outer(self.wy[tile.row], self.wx[tile.col])
 
-    def apply(self, tile: Tile, values: np.ndarray) -> np.ndarray:
-        """`values` `(tile_h, tile_w, *channels)` times the tile's weight (a new array)."""
+    def apply(
+        self, tile: Tile, values: np.ndarray, scale: float = 1.0, shift: float = 0.0
+    ) -> np.ndarray:
+        """`scale * values + shift` (`values` `(tile_h, tile_w, *channels)`) times the tile's
+        weight, as a new array: three passes over the tile, the scale and shift folded into
+        the row weights."""
         pixel = (1,) * (values.ndim - 2)
-        weighted = values * self.wy[tile.row].reshape(-1, 1, *pixel)
+        wy = self.wy[tile.row].reshape(-1, 1, *pixel)
+        weighted = values * (np.float32(scale) * wy)
+        if shift:
+            weighted += np.float32(shift) * wy
         weighted *= self.wx[tile.col].reshape(1, -1, *pixel)
         return weighted
 
