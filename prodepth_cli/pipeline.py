@@ -109,7 +109,7 @@ def blend_depth(
     fitted = net.spec.align in ("affine", "scale")
     shift = net.spec.align == "affine"  # else scale only (metric models)
     weights = TileWeights(plan)
-    size, native = (plan.tile_h, plan.tile_w), options.tile_resolution == "native"
+    native = options.tile_resolution == "native"
     batches = [
         tiles[i : i + options.batch]
         for row in range(len(plan.ys))
@@ -127,11 +127,12 @@ def blend_depth(
             coarse = (coarse - lo) / max(hi - lo, 1e-12)  # the refiner's global [0, 1] frame
         return coarse
 
-    def cut(tiles: list[Tile]) -> tuple[list[np.ndarray], float]:
-        return _tile_pixels(source, tiles, net.tile_hw(*size, native=native))
-
-    def prepare(tiles: list[Tile], cutting: Future) -> tuple[np.ndarray, np.ndarray | None]:
-        pixels, full_scale = cutting.result()
+    def read(tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray | None]:
+        """A batch of tiles as the network takes them, and for a refiner the `(B, h, w)`
+        coarse crops under them."""
+        th, tw = tiles[0].h, tiles[0].w
+        windows = [source.window(t.y, t.y + th, t.x, t.x + tw) for t in tiles]
+        pixels, full_scale = _at_size(windows, source.full_scale, net.tile_hw(th, tw, native))
         x = net.prepare(pixels, full_scale, buffers.take(len(pixels), pixels[0].shape[:2]))
         crops = None
         if net.spec.is_refiner:
@@ -150,31 +151,24 @@ def blend_depth(
         if on_tiles:
             on_tiles(len(tiles))
 
-    # On a GPU the CPU idles while the network runs a batch: one thread then decodes the
-    # tiles of the batches to come, another normalises them, and a third blends the batch
-    # before (onnxruntime releases the GIL; two batches ahead); the coarse pass runs
-    # on the blending thread while the first batches are read. On the CPU the network
-    # already uses every core, and the extra threads only slowed it (bench_catalog_model:
-    # 1.07 -> 1.10).
+    # On a GPU the CPU idles while the network runs a batch: one thread then reads and
+    # normalises the batches to come (two ahead) and another blends the batch before
+    # (onnxruntime releases the GIL); the coarse pass runs on the blending thread while the
+    # first batches are read. On the CPU the network already uses every core, and the extra
+    # threads only slowed it (bench_catalog_model: 1.07 -> 1.10). A thread more, to decode
+    # or to normalise, made it slower on two cores (bench_throughput, 5 ms/tile: 2.50 ->
+    # 2.64 s and 2.55 -> 2.73 s).
     side_by_side = _network_leaves_cpu_idle(net)
-    lead = 2 if side_by_side else 1  # batches prepared ahead of the one the network runs
+    lead = 2 if side_by_side else 0  # batches prepared ahead of the one the network runs
     buffers = _BatchBuffers(net, in_flight=lead + 1)
-    with (
-        _stage(side_by_side, "read") as reader,
-        _stage(side_by_side, "prepare") as preparer,
-        _stage(side_by_side, "blend") as blender,
-    ):
+    with _stage(side_by_side, "read") as reader, _stage(side_by_side, "blend") as blender:
         coarse_job = blender.submit(anchor)
-
-        def fetch(tiles: list[Tile]) -> Future:
-            return preparer.submit(prepare, tiles, reader.submit(cut, tiles))
-
-        ahead = deque(fetch(tiles) for tiles in batches[:lead])
+        ahead = deque(reader.submit(read, tiles) for tiles in batches[:lead])
         blending = None
         for i, tiles in enumerate(batches):
-            x, crops = ahead.popleft().result()
-            if i + lead < len(batches):
-                ahead.append(fetch(batches[i + lead]))
+            x, crops = (ahead.popleft() if ahead else reader.submit(read, tiles)).result()
+            if lead and i + lead < len(batches):
+                ahead.append(reader.submit(read, batches[i + lead]))
             maps = net.run(x, crops)
             if blending is not None:
                 blending.result()
@@ -209,35 +203,25 @@ class _Inline:
         return future
 
 
-def _tile_pixels(
-    source: TileSource, tiles: list[Tile], hw: tuple[int, int]
-) -> tuple[list[np.ndarray], float]:
-    """The pixels of a batch of same-size tiles at the network's input size `hw` (arrays of
-    their own: the source's windows are reused), and the value of white in them."""
-    th, tw = tiles[0].h, tiles[0].w
-    windows = [source.window(t.y, t.y + th, t.x, t.x + tw) for t in tiles]
-    pixels, full_scale = _at_size(windows, source.full_scale, hw)
-    return [p.copy() if p is w else p for p, w in zip(pixels, windows, strict=True)], full_scale
-
-
 class _BatchBuffers:
-    """Network input batches used in turn, `in_flight` per shape: one the network runs,
-    the ones being filled for the batches after it (the network is done with a batch when
-    its call returns). A fresh batch of four 1024 tiles is 48 MB of new pages each time,
-    which cost as much as filling them."""
+    """Network input batches used in turn, `in_flight` of them: one the network runs, the
+    ones being filled for the batches after it (the network is done with a batch when its
+    call returns); a row's last, shorter batch is the front of one. A fresh batch of four
+    1024 tiles is 48 MB of new pages each time, which cost as much as filling them."""
 
     def __init__(self, net: Network, in_flight: int):
         self.net, self.in_flight = net, in_flight
-        self._turns: dict[tuple[int, ...], deque[np.ndarray]] = {}
+        self._turn: deque[np.ndarray] = deque()
 
     def take(self, n: int, hw: tuple[int, int]) -> np.ndarray:
-        shape = self.net.batch_shape(n, hw)
-        turn = self._turns.setdefault(shape, deque())
-        if len(turn) < self.in_flight:
-            turn.append(np.empty(shape, self.net.input_dtype))
+        shape = self.net.batch_shape(n, hw)  # one image's tiles: one size
+        if len(self._turn) < self.in_flight or self._turn[0].shape[0] < n:
+            self._turn.append(np.empty(shape, self.net.input_dtype))
+            if len(self._turn) > self.in_flight:
+                self._turn.popleft()
         else:
-            turn.rotate(-1)
-        return turn[-1]
+            self._turn.rotate(-1)
+        return self._turn[-1][:n]
 
 
 def _at_size(
