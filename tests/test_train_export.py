@@ -65,6 +65,32 @@ def test_resume_continues_from_last_step(runs):
 
 
 @needs_data
+def test_weights_average_is_kept_resumed_and_exported(tmp_path):
+    """With `ema`, checkpoints carry the moving average beside the weights; a resumed run
+    goes on averaging (not restarting from the weights), and export takes the average."""
+    from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
+
+    overrides = {**TINY["coarse"], "ema": 0.5, "steps": 3, "val_every": 3}
+    run_training(make_config("coarse", overrides), tmp_path)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["ema_count"] == 3
+    trained, averaged = state["model"], state["ema_model"]
+    assert any(not torch.equal(trained[k], averaged[k]) for k in trained if "weight" in k)
+    exported = net_from_checkpoint(state).state_dict()
+    assert all(torch.equal(exported[k], averaged[k]) for k in averaged)
+
+    run_training(make_config("coarse", {**overrides, "steps": 4}), tmp_path, resume=True)
+    resumed = load_checkpoint(tmp_path / "last.pt")
+    assert resumed["ema_count"] == 4
+    # 0.5 * old average + 0.5 * new weights for every float tensor (BatchNorm's step
+    # counter aside): the average went on from where it was.
+    for k, old in averaged.items():
+        if old.is_floating_point():
+            expected = 0.5 * old + 0.5 * resumed["model"][k]
+            torch.testing.assert_close(resumed["ema_model"][k], expected)
+
+
+@needs_data
 @pytest.mark.parametrize("kind", ["coarse", "refiner"])
 def test_batches_built_by_workers_train_the_same_net(runs, tmp_path, kind):
     """A step's batch depends only on (seed, step): workers change the speed, not the run.

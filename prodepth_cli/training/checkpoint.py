@@ -32,8 +32,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def net_from_checkpoint(state: dict[str, Any]) -> nn.Module:
-    """The network of a loaded checkpoint, weights restored, in eval mode."""
+    """The network of a loaded checkpoint, in eval mode: its moving average of the weights
+    when the run kept one (what is exported and shipped), else the weights as trained."""
     cfg = state["config"]
     net = build_net(cfg["kind"], cfg.get("arch") or None)
-    net.load_state_dict(state["model"])
+    net.load_state_dict(state.get("ema_model") or state["model"])
     return net.eval()

@@ -17,7 +17,9 @@ class TrainConfig:
 
     Sizes are pixels. `real_fraction` of the samples are real RGB-D pairs, the rest synthetic.
     Refiner groups (GPCT): four `patch`-sized crops of one image in a 2x2 arrangement whose
-    neighbours share `overlap` pixels, i.e. a region of `2 * patch - overlap` pixels.
+    neighbours share `overlap` pixels, i.e. a region of `2 * patch - overlap` pixels. With
+    `ema` (e.g. 0.999), an exponential moving average of the weights is kept beside them:
+    at a constant rate the weights wander from step to step, their average less.
     """
 
     kind: str = "coarse"
@@ -43,6 +45,7 @@ class TrainConfig:
     coarse_checkpoint: str | None = None  # refiner: coarse net giving its inputs (else simulated)
     coarse_from_net: float = 0.5  # refiner: fraction of groups whose coarse input is the net's
     arch: dict[str, Any] = field(default_factory=dict)
+    ema: float = 0.0  # decay of the weights' moving average (validated, exported); 0: none
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

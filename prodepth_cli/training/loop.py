@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from prodepth_cli.errors import OptionError
 from prodepth_cli.nets import build_net
@@ -170,13 +171,14 @@ def _refiner_step(
 
 def _state(
     net: nn.Module,
+    ema: AveragedModel | None,
     opt: torch.optim.Optimizer,
     cfg: TrainConfig,
     step: int,
     best: float,
     history: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    return {
+    state = {
         "config": cfg.to_json(),
         "model": net.state_dict(),
         "optimizer": opt.state_dict(),
@@ -184,6 +186,10 @@ def _state(
         "best": best,
         "history": history,
     }
+    if ema is not None:
+        state["ema_model"] = ema.module.state_dict()
+        state["ema_count"] = int(ema.n_averaged)
+    return state
 
 
 def run_training(
@@ -200,6 +206,9 @@ def run_training(
     out_dir.mkdir(parents=True, exist_ok=True)
     net = build_net(cfg.kind, cfg.arch or None).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = None
+    if cfg.ema:
+        ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     step, best, history = 0, math.inf, []
     last = out_dir / "last.pt"
     if resume:
@@ -209,6 +218,14 @@ def run_training(
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, best, history = state["step"], state["best"], state["history"]
+        if ema is not None and "ema_model" in state:  # else it starts from these weights
+            ema.module.load_state_dict(state["ema_model"])
+            ema.n_averaged.fill_(state["ema_count"])
+    scored = ema.module if ema is not None else net  # validated, saved as best, exported
+
+    def snapshot() -> dict[str, Any]:
+        return _state(net, ema, opt, cfg, step, best, history)
+
     coarse_net = None
     if cfg.kind == "refiner" and cfg.coarse_checkpoint:
         coarse_net = net_from_checkpoint(load_checkpoint(Path(cfg.coarse_checkpoint))).to(device)
@@ -233,22 +250,24 @@ def run_training(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
+            if ema is not None:
+                ema.update_parameters(net)
             step += 1
             loss_value = float(loss.detach())
             if on_step:
                 on_step(step, loss_value)
             if step % cfg.val_every == 0 or step == cfg.steps:
-                metrics = validate(net, data.val, device)
+                metrics = validate(scored, data.val, device)
                 metrics.update(step=step, loss=loss_value, seconds=time.time() - start)
                 history.append(metrics)
                 if metrics["score"] < best:
                     best = metrics["score"]
-                    save_checkpoint(out_dir / "best.pt", _state(net, opt, cfg, step, best, history))
-                save_checkpoint(last, _state(net, opt, cfg, step, best, history))
+                    save_checkpoint(out_dir / "best.pt", snapshot())
+                save_checkpoint(last, snapshot())
                 if on_val:
                     on_val(step, metrics)
     except KeyboardInterrupt:
-        save_checkpoint(last, _state(net, opt, cfg, step, best, history))
+        save_checkpoint(last, snapshot())
         raise
     finally:
         batches.close()
