@@ -284,3 +284,18 @@ def test_killed_run_leaves_nothing_at_the_output_name_and_resumes(tmp_path, poin
 def test_depth_starts_without_importing_torch():
     code = "import sys, prodepth_cli.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], env=_env(), timeout=60).returncode == 0
+
+
+def test_a_truncated_image_fails_the_same_when_stages_run_side_by_side(
+    tmp_path, pointwise_affine, monkeypatch
+):
+    """With the stages on threads (a GPU), the reader's error still comes out as the one
+    line, through the coarse pass and the batches ahead, and nothing is left behind."""
+    import prodepth_cli.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_network_leaves_cpu_idle", lambda net: True)
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(_jpeg_bytes()[:6000])
+    result = _depth(str(src), "--model", str(pointwise_affine), "--tile", "96")
+    _assert_one_line_error(result, "photo.jpg", "truncated")
+    assert [p.name for p in tmp_path.iterdir()] == ["photo.jpg"]
