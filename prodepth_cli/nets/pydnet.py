@@ -1,0 +1,84 @@
+"""PyDNet++ (Apache-2.0; `../shared/data/models/pydnet_pp_448x640.onnx`) as a trainable torch
+network, rebuilt from its ONNX graph: the one pretrained depth network we have, a candidate
+start for the coarse network (issue 14).
+
+The graph keeps its convolution weights as int8 with per-channel scales (DequantizeLinear
+nodes); they are folded into float weights, and the graph up to its finest map (half the
+input's resolution) is converted by onnx2torch. The last step, TensorFlow's bilinear 2x
+upsampling (an ONNX Resize with "asymmetric" coordinates, which onnx2torch does not
+reproduce), is written here. In: RGB `(B, 3, H, W)` in [0, 1], H and W multiples of 64. Out:
+`(B, 1, H, W)` depth as PyDNet++ gives it (larger = farther, arbitrary scale).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+FINEST_SLICE = "PSD/strided_slice"  # channel 0 of the finest map, before its 2x resize
+
+
+class PyDNet(nn.Module):
+    def __init__(self, core: nn.Module):
+        super().__init__()
+        self.core = core
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        half = self.core(rgb.permute(0, 2, 3, 1))  # the graph takes NHWC
+        return upsample2_asymmetric(half[:, :1])
+
+
+def upsample2_asymmetric(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear 2x of `(B, C, h, w)` with source = destination / 2 (TensorFlow 1's resize):
+    even outputs copy an input, odd ones average it with the next (the last one repeated)."""
+    return _doubled(_doubled(x, 2), 3)
+
+
+def _doubled(x: torch.Tensor, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    following = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
+    return torch.stack([x, (x + following) / 2], dim + 1).flatten(dim, dim + 1)
+
+
+def load_pydnet(path: Path) -> PyDNet:
+    """PyDNet++ from its quantised ONNX file, float weights, ready to train."""
+    import onnx
+    from onnx2torch import convert
+
+    model = onnx.load(str(path))
+    _fold_dequantized_weights(model.graph)
+    finest = next(n.input[0] for n in model.graph.node if n.name == FINEST_SLICE)
+    # Only what the finest map needs: the coarser outputs reshape to the 448x640 input's sizes.
+    model = onnx.shape_inference.infer_shapes(model)  # the extractor needs the value infos
+    core = onnx.utils.Extractor(model).extract_model([model.graph.input[0].name], [finest])
+    return PyDNet(convert(core))
+
+
+def _fold_dequantized_weights(graph) -> None:
+    """Replace each DequantizeLinear of constant int8 weights by the float weights it makes."""
+    from onnx import numpy_helper
+
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    kept, folded = [], []
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or not all(i in consts for i in node.input):
+            kept.append(node)
+            continue
+        q, scale = consts[node.input[0]].astype(np.float32), consts[node.input[1]]
+        zero = consts[node.input[2]].astype(np.float32) if len(node.input) > 2 else np.float32(0)
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        if scale.size > 1:  # per channel along `axis`
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            scale, zero = scale.reshape(shape), np.reshape(zero, shape if zero.size > 1 else ())
+        weights = ((q - zero) * scale).astype(np.float32)
+        folded.append(numpy_helper.from_array(weights, node.output[0]))
+    used = {name for node in kept for name in node.input}
+    initializers = [t for t in graph.initializer if t.name in used] + folded
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)

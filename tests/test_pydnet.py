@@ -1,0 +1,31 @@
+"""PyDNet++ rebuilt in torch from its quantised ONNX graph answers as onnxruntime does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import PYDNET, require, scene_image
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx2torch")
+
+
+def test_torch_pydnet_matches_onnxruntime_and_trains():
+    import onnxruntime as ort
+
+    from prodepth_cli.nets.pydnet import load_pydnet
+
+    path = require(PYDNET)
+    net = load_pydnet(path)
+    rgb = scene_image(448, 640, seed=3).astype(np.float32)[None] / 255.0
+    finest = "PSD/resize_images/ResizeBilinear"
+    (want,) = ort.InferenceSession(str(path)).run([finest], {"im0": rgb})
+    with torch.no_grad():
+        got = net.eval()(torch.from_numpy(rgb).permute(0, 3, 1, 2))
+    # float weights from int8 ones, and float32 sums in another order: 1e-5 of the range
+    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), want, atol=1e-5 * np.ptp(want))
+    # any size that is a multiple of 64, and gradients reach the first convolution
+    net.train()(torch.rand(2, 3, 128, 192)).mean().backward()
+    first = next(p for p in net.parameters() if p.ndim == 4)
+    assert first.grad is not None and float(first.grad.abs().sum()) > 0
