@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import PYDNET, require, scene_image
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("onnx2torch")
+pytest.importorskip("onnx")
 
 
 def test_torch_pydnet_matches_onnxruntime_and_trains():

@@ -4,9 +4,11 @@ start for the coarse network (issue 14).
 
 The graph keeps its convolution weights as int8 with per-channel scales (DequantizeLinear
 nodes); they are folded into float weights, and the graph up to its finest map (half the
-input's resolution) is converted by onnx2torch. The last step, TensorFlow's bilinear 2x
-upsampling (an ONNX Resize with "asymmetric" coordinates, which onnx2torch does not
-reproduce), is written here. In: RGB `(B, 3, H, W)` in [0, 1], H and W multiples of 64. Out:
+input's resolution: convolutions, LeakyReLU, 2x transposed convolutions, concatenations) is
+run by `GraphNet`, a module per weighted node. onnx2torch would convert it too, but it
+imports torchvision, whose PyPI build does not load with the CPU build of torch we pin. The
+last step, TensorFlow's bilinear 2x upsampling (an ONNX Resize with "asymmetric"
+coordinates), is written out. In: RGB `(B, 3, H, W)` in [0, 1], H and W multiples of 64. Out:
 `(B, 1, H, W)` depth as PyDNet++ gives it (larger = farther, arbitrary scale).
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 FINEST_SLICE = "PSD/strided_slice"  # channel 0 of the finest map, before its 2x resize
@@ -29,6 +32,68 @@ class PyDNet(nn.Module):
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         half = self.core(rgb.permute(0, 2, 3, 1))  # the graph takes NHWC
         return upsample2_asymmetric(half[:, :1])
+
+
+class GraphNet(nn.Module):
+    """An ONNX graph of Transpose, Conv, LeakyRelu, ConvTranspose and Concat nodes (in
+    topological order) as a torch module: weights become parameters, the rest is replayed."""
+
+    def __init__(self, graph) -> None:
+        from onnx import helper, numpy_helper
+
+        super().__init__()
+        consts = {
+            t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer
+        }
+        self.layers = nn.ModuleDict()
+        self.steps: list[tuple[str, list[str], str, dict]] = []
+        for i, node in enumerate(graph.node):
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            inputs = [name for name in node.input if name not in consts]
+            if node.op_type in ("Conv", "ConvTranspose"):
+                weight, bias = (consts[name] for name in node.input[1:3])
+                layer = (nn.Conv2d if node.op_type == "Conv" else nn.ConvTranspose2d)(
+                    *_channels(node.op_type, weight, attrs),
+                    kernel_size=tuple(attrs["kernel_shape"]),
+                    stride=tuple(attrs.get("strides", (1, 1))),
+                )
+                layer.weight.data.copy_(weight)
+                layer.bias.data.copy_(bias)
+                self.layers[f"{node.op_type.lower()}{i}"] = layer
+                attrs["layer"] = f"{node.op_type.lower()}{i}"
+            elif node.op_type not in ("Transpose", "LeakyRelu", "Concat"):
+                raise ValueError(f"GraphNet: no {node.op_type} ({node.name})")
+            self.steps.append((node.op_type, inputs, node.output[0], attrs))
+        self.input, self.output = graph.input[0].name, graph.output[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = {self.input: x}
+        for op, inputs, output, attrs in self.steps:
+            args = [values[name] for name in inputs]
+            if op == "Transpose":
+                y = args[0].permute(*attrs["perm"])
+            elif op == "LeakyRelu":
+                y = F.leaky_relu(args[0], attrs["alpha"])
+            elif op == "Concat":
+                y = torch.cat(args, attrs["axis"])
+            elif op == "Conv":
+                top, left, bottom, right = attrs.get("pads", (0, 0, 0, 0))
+                y = self.layers[attrs["layer"]](F.pad(args[0], (left, right, top, bottom)))
+            else:  # ConvTranspose, no padding to take off (PyDNet's are 2x2, stride 2)
+                if any(attrs.get("pads", ())):
+                    raise ValueError("GraphNet: padded transposed convolutions are not done")
+                y = self.layers[attrs["layer"]](args[0])
+            values[output] = y
+        return values[self.output]
+
+
+def _channels(op: str, weight: torch.Tensor, attrs: dict) -> tuple[int, int]:
+    """(in, out) channels of a Conv (weight out, in, k, k) or ConvTranspose (in, out, k, k)."""
+    if attrs.get("group", 1) != 1 or attrs.get("dilations", [1, 1]) != [1, 1]:
+        raise ValueError("GraphNet: grouped or dilated convolutions are not done")
+    return (
+        (weight.shape[1], weight.shape[0]) if op == "Conv" else (weight.shape[0], weight.shape[1])
+    )
 
 
 def upsample2_asymmetric(x: torch.Tensor) -> torch.Tensor:
@@ -46,7 +111,6 @@ def _doubled(x: torch.Tensor, dim: int) -> torch.Tensor:
 def load_pydnet(path: Path) -> PyDNet:
     """PyDNet++ from its quantised ONNX file, float weights, ready to train."""
     import onnx
-    from onnx2torch import convert
 
     model = onnx.load(str(path))
     _fold_dequantized_weights(model.graph)
@@ -54,7 +118,7 @@ def load_pydnet(path: Path) -> PyDNet:
     # Only what the finest map needs: the coarser outputs reshape to the 448x640 input's sizes.
     model = onnx.shape_inference.infer_shapes(model)  # the extractor needs the value infos
     core = onnx.utils.Extractor(model).extract_model([model.graph.input[0].name], [finest])
-    return PyDNet(convert(core))
+    return PyDNet(GraphNet(core.graph))
 
 
 def _fold_dequantized_weights(graph) -> None:
