@@ -29,3 +29,25 @@ def test_torch_pydnet_matches_onnxruntime_and_trains():
     net.train()(torch.rand(2, 3, 128, 192)).mean().backward()
     first = next(p for p in net.parameters() if p.ndim == 4)
     assert first.grad is not None and float(first.grad.abs().sum()) > 0
+
+
+def test_pydnet_start_takes_the_coarse_networks_place():
+    """`arch: {"start": "pydnet"}` builds PyDNet++ behind the coarse network's contract:
+    ImageNet-normalised input of any multiple of 32, disparity out at the input's size, and
+    larger where PyDNet++ says nearer."""
+    from prodepth_cli.nets import build_net
+    from prodepth_cli.nets.pydnet import PyDNetCoarse
+
+    require(PYDNET)
+    net = build_net("coarse", {"start": "pydnet"}).eval()
+    assert isinstance(net, PyDNetCoarse)
+    rgb = torch.from_numpy(scene_image(128, 160, seed=1).astype(np.float32) / 255.0)
+    image = (rgb.permute(2, 0, 1)[None] - net.mean) / net.std
+    with torch.no_grad():
+        disparity = net(image)
+        depth = net.pydnet(
+            torch.nn.functional.pad(rgb.permute(2, 0, 1)[None], (0, 32, 0, 0), mode="replicate")
+        )
+    assert disparity.shape == (1, 1, 128, 160)
+    near, far = depth[..., :128, :160].flatten().argsort()[[0, -1]]
+    assert disparity.flatten()[near] > disparity.flatten()[far]

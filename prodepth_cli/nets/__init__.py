@@ -16,7 +16,13 @@ KINDS = ("coarse", "refiner", "bokeh")
 def build_net(kind: str, arch: dict[str, Any] | None = None) -> nn.Module:
     """The network of `kind` (one of KINDS) with `arch` fields overriding defaults."""
     if kind == "coarse":
-        return CoarseNet(CoarseArch(**(arch or {})))
+        fields = dict(arch or {})
+        if fields.pop("start", None) == "pydnet":  # PyDNet++'s architecture and weights
+            from prodepth_cli.data_root import SHARED_DATA
+            from prodepth_cli.nets.pydnet import PYDNET_FILE, PyDNetCoarse, load_pydnet
+
+            return PyDNetCoarse(load_pydnet(SHARED_DATA / "models" / PYDNET_FILE))
+        return CoarseNet(CoarseArch(**fields))
     if kind == "refiner":
         return RefinerNet(RefinerArch(**(arch or {})))
     if kind == "bokeh":

@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD
+
+PYDNET_FILE = "pydnet_pp_448x640.onnx"  # in ../shared/data/models
 FINEST_SLICE = "PSD/strided_slice"  # channel 0 of the finest map, before its 2x resize
+MULTIPLE = 64  # its input sides (six 2x downsamplings)
 
 
 class PyDNet(nn.Module):
@@ -94,6 +98,26 @@ def _channels(op: str, weight: torch.Tensor, attrs: dict) -> tuple[int, int]:
     return (
         (weight.shape[1], weight.shape[0]) if op == "Conv" else (weight.shape[0], weight.shape[1])
     )
+
+
+class PyDNetCoarse(nn.Module):
+    """PyDNet++ behind the coarse network's contract (`CoarseNet`): ImageNet-normalised RGB
+    `(B, 3, H, W)` in (padded inside to PyDNet's multiple of 64), relative disparity
+    `1 / (depth + 1)` out (larger = nearer; the + 1 keeps it finite where PyDNet's depth
+    touches zero)."""
+
+    def __init__(self, pydnet: PyDNet) -> None:
+        super().__init__()
+        self.pydnet = pydnet
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        rgb = (image * self.std + self.mean).clamp(0.0, 1.0)
+        rgb = F.pad(rgb, (0, (-w) % MULTIPLE, 0, (-h) % MULTIPLE), mode="replicate")
+        depth = self.pydnet(rgb)[..., :h, :w]
+        return 1.0 / (F.relu(depth) + 1.0)
 
 
 def upsample2_asymmetric(x: torch.Tensor) -> torch.Tensor:
