@@ -1,5 +1,6 @@
-"""Does a pretrained start beat a random one? The coarse network trained from scratch and from
-PyDNet++'s weights (`arch: {"start": "pydnet"}`, nets/pydnet.py) on the same samples (same
+"""Does a pretrained start beat a random one? The coarse network trained from scratch, from
+PyDNet++'s weights (`arch: {"start": "pydnet"}`, nets/pydnet.py) and from them with the two
+coordinate channels added (`coordinates: true`) on the same samples (same
 seed, same steps, the accumulating run's recipe), side by side: the trainer's held-out real
 pairs at every validation, then the 8 GT scenes through `prodepth eval` (mean δ1 / AbsRel,
 FlyingThings3D aside, and wins over the rows prior on both).
@@ -18,7 +19,11 @@ from pathlib import Path
 RECIPE = dict(
     threads=1, size=128, batch=16, lr=1e-3, schedule="constant", warmup=100, val_every=100
 )
-STARTS = {"scratch": {}, "pydnet": {"arch": {"start": "pydnet"}}}
+STARTS = {
+    "scratch": {},
+    "pydnet": {"arch": {"start": "pydnet"}},
+    "pydnet+xy": {"arch": {"start": "pydnet", "coordinates": True}},
+}
 
 
 def prodepth(*args: str) -> str:

@@ -51,3 +51,17 @@ def test_pydnet_start_takes_the_coarse_networks_place():
     assert disparity.shape == (1, 1, 128, 160)
     near, far = depth[..., :128, :160].flatten().argsort()[[0, -1]]
     assert disparity.flatten()[near] > disparity.flatten()[far]
+
+
+def test_coordinate_channels_start_at_zero_weight():
+    """With `coordinates`, the first convolution also sees the two coordinate channels (the
+    layout prior our own coarse network learns from), their weights zero: the same answer
+    as PyDNet++'s until training moves them."""
+    from prodepth_cli.nets import build_net
+
+    require(PYDNET)
+    plain = build_net("coarse", {"start": "pydnet"}).eval()
+    with_coordinates = build_net("coarse", {"start": "pydnet", "coordinates": True}).eval()
+    image = torch.randn(1, 3, 128, 160)
+    with torch.no_grad():
+        torch.testing.assert_close(with_coordinates(image), plain(image))

@@ -21,7 +21,8 @@ def build_net(kind: str, arch: dict[str, Any] | None = None) -> nn.Module:
             from prodepth_cli.data_root import SHARED_DATA
             from prodepth_cli.nets.pydnet import PYDNET_FILE, PyDNetCoarse, load_pydnet
 
-            return PyDNetCoarse(load_pydnet(SHARED_DATA / "models" / PYDNET_FILE))
+            pydnet = load_pydnet(SHARED_DATA / "models" / PYDNET_FILE)
+            return PyDNetCoarse(pydnet, coordinates=fields.pop("coordinates", False))
         return CoarseNet(CoarseArch(**fields))
     if kind == "refiner":
         return RefinerNet(RefinerArch(**(arch or {})))

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD
+from prodepth_cli.nets.blocks import coordinate_channels
 
 PYDNET_FILE = "pydnet_pp_448x640.onnx"  # in ../shared/data/models
 FINEST_SLICE = "PSD/strided_slice"  # channel 0 of the finest map, before its 2x resize
@@ -106,16 +107,26 @@ class PyDNetCoarse(nn.Module):
     `1 / (depth + 1)` out (larger = nearer; the + 1 keeps it finite where PyDNet's depth
     touches zero)."""
 
-    def __init__(self, pydnet: PyDNet) -> None:
+    def __init__(self, pydnet: PyDNet, coordinates: bool = False) -> None:
         super().__init__()
-        self.pydnet = pydnet
+        self.pydnet, self.coordinates = pydnet, coordinates
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        if coordinates:  # the first convolution also sees them, with zero weights at first
+            name, first = next((k, v) for k, v in pydnet.core.layers.items() if v.in_channels == 3)
+            wider = nn.Conv2d(5, first.out_channels, first.kernel_size, first.stride)
+            with torch.no_grad():
+                wider.weight.zero_()
+                wider.weight[:, :3] = first.weight
+                wider.bias.copy_(first.bias)
+            pydnet.core.layers[name] = wider
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
         rgb = (image * self.std + self.mean).clamp(0.0, 1.0)
         rgb = F.pad(rgb, (0, (-w) % MULTIPLE, 0, (-h) % MULTIPLE), mode="replicate")
+        if self.coordinates:
+            rgb = torch.cat([rgb, coordinate_channels(rgb)], 1)
         depth = self.pydnet(rgb)[..., :h, :w]
         return 1.0 / (F.relu(depth) + 1.0)
 
