@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import zlib
 
 import cv2
 import numpy as np
 import pytest
 import pyvips
 
-from prodepth_cli.io.png import write_png
+from prodepth_cli.io.png import adler32_combine, write_png
 
 
 def _encode(image: np.ndarray, strip_rows: int, threads: int) -> bytes:
@@ -70,3 +71,13 @@ def test_samples_are_made_on_the_workers_from_the_strips_as_given():
     np.testing.assert_array_equal(decoded, levels(depth).astype(np.uint16))
     for strip, before in zip(strips, kept, strict=True):
         np.testing.assert_array_equal(strip, before)
+
+
+@pytest.mark.parametrize("sizes", [(0, 5), (1, 1), (70000, 3), (5, 140000), (65521, 65521)])
+def test_adler32_of_segments_combines_to_the_whole(sizes):
+    """The writer combines its workers' checksums: the result must be the whole's, also
+    past the modulus 65521 where the sums wrap."""
+    rng = np.random.default_rng(sum(sizes))
+    a, b = (rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes)
+    combined = adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b))
+    assert combined == zlib.adler32(a + b)

@@ -3,8 +3,10 @@
 Deflate is most of a depth map's encoding time. ISA-L's deflate (`isal`) does it about five
 times faster than zlib at level 1, with files as small, and releases the GIL: each strip is
 filtered and compressed on its own thread as a raw deflate segment ended by a sync flush, and
-the segments are concatenated in order into one zlib stream (the way pigz does it); the
-Adler-32 checksum of the whole is kept on the writing thread. Rows are stored with PNG's "Up"
+the segments are concatenated in order into one zlib stream (the way pigz does it). Each
+segment is its own IDAT chunk, its CRC and its Adler-32 computed on its worker too (ISA-L's,
+4x zlib's speed); the writing thread only combines the Adler-32s (`adler32_combine`) and
+writes. Rows are stored with PNG's "Up"
 filter (each row as its difference from the row above): on a smooth depth map that made
 deflate 2.2x faster and the file 2.7x smaller than unfiltered rows. Memory stays a few strips
 in flight, whatever the image's size.
@@ -25,6 +27,8 @@ from isal import isal_zlib
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 3: 2}  # channels -> PNG colour type (grey, RGB)
+_IDAT_CRC = zlib.crc32(b"IDAT")  # a chunk's CRC covers its type, then its data
+_ADLER_MOD = 65521
 
 
 def write_png(
@@ -54,9 +58,9 @@ def write_png(
         def write_done(keep: int) -> None:
             nonlocal adler
             while len(pending) > keep:
-                filtered, deflated = pending.popleft().result()
-                adler = isal_zlib.adler32(filtered, adler)
-                _chunk(f, b"IDAT", deflated)
+                segment_adler, size, deflated, crc = pending.popleft().result()
+                adler = adler32_combine(adler, segment_adler, size)
+                _chunk(f, b"IDAT", deflated, crc)
 
         for strip in strips:
             rows += len(strip)
@@ -77,15 +81,28 @@ def _encode(
     samples: Callable[[np.ndarray], np.ndarray] | None,
     level: int,
     last: bool,
-) -> tuple[np.ndarray, bytes]:
-    """A strip's filtered scanlines, and their raw deflate segment: ended on a byte boundary
-    (sync flush), or the final one. `above`: the row above the strip, as given."""
+) -> tuple[int, int, bytes, int]:
+    """A strip's filtered scanlines as a raw deflate segment, ended on a byte boundary (sync
+    flush) or the final one: (the scanlines' Adler-32 and size, the segment, its IDAT chunk's
+    CRC). `above`: the row above the strip, as given."""
     if samples is not None:
         strip = samples(strip)
         above = None if above is None else samples(above)
     filtered = _filtered_up(strip, above)
     c = isal_zlib.compressobj(level, zlib.DEFLATED, -15)
-    return filtered, c.compress(filtered) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    deflated = c.compress(filtered) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    crc = isal_zlib.crc32(deflated, _IDAT_CRC)
+    return isal_zlib.adler32(filtered), filtered.nbytes, deflated, crc
+
+
+def adler32_combine(adler1: int, adler2: int, size2: int) -> int:
+    """The Adler-32 of A + B from A's, B's (started at 1, as usual) and B's length: its two
+    sums are linear in the bytes (zlib's adler32_combine, which Python does not expose)."""
+    a1, b1 = adler1 & 0xFFFF, adler1 >> 16
+    a2, b2 = adler2 & 0xFFFF, adler2 >> 16
+    a = (a1 + a2 - 1) % _ADLER_MOD
+    b = (b1 + b2 + size2 * (a1 - 1)) % _ADLER_MOD
+    return (b << 16) | a
 
 
 def _filtered_up(strip: np.ndarray, above: np.ndarray | None) -> np.ndarray:
@@ -102,8 +119,9 @@ def _filtered_up(strip: np.ndarray, above: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
+def _chunk(f: BinaryIO, kind: bytes, data: bytes, crc: int | None = None) -> None:
+    """A chunk; `crc` when its worker already computed it (of `kind` + `data`)."""
     f.write(struct.pack(">I", len(data)))
     f.write(kind)
     f.write(data)
-    f.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+    f.write(struct.pack(">I", isal_zlib.crc32(data, zlib.crc32(kind)) if crc is None else crc))
