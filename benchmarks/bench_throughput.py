@@ -6,14 +6,16 @@ For each photograph (21 and 74 MP; 324 MP with --large), measured side by side i
 - the pipeline (`depth_file`, PNG out) with a near-free ONNX model (one pointwise
   convolution on onnxruntime's CPU), and its network calls replayed alone;
 - the pipeline with a stand-in for a GPU: each call sleeps 1, 5 or 20 ms per tile (the GIL
-  released, as onnxruntime does) and answers at once, so the CPU is free meanwhile.
+  released, as onnxruntime does) and answers at once, so the CPU is free meanwhile. Tiles
+  go to it as 8-bit pixels, as they go to a GPU (`models/device_feed.py`: normalised on
+  the device); `--host-normalise` makes the float batches on the CPU instead, as before.
 
 Each line prints pipeline / max(floor, model), from the medians of `--rounds` rounds that
 interleave every case: 1.0 means the pipeline costs no more than the slower of
 reading-and-writing and the network. Goals (issue 13): <= 1.5 with the near-free model and
 <= 1.2 at 5 ms per tile, on the 2-core machine.
 
-    python benchmarks/bench_throughput.py [--rounds 3] [--large] [--tile 1024]
+    python benchmarks/bench_throughput.py [--rounds 3] [--large] [--tile 1024] [--host-normalise]
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,6 +55,23 @@ class LatencySession:
 
     def get_providers(self) -> list[str]:
         return ["LatencyStandIn"]  # not the CPU: the pipeline runs its stages side by side
+
+
+class LatencyFeed:
+    """The same stand-in fed raw pixels, as a `DeviceFeed` is: normalising them is part of
+    the device's `per_tile`. Its answer costs the host what a GPU's does, a copy of the
+    float maps out of device memory: the maps are channel 0 of the first batch of each
+    size (content barely matters to the blending's cost), copied out on every call."""
+
+    def __init__(self, per_tile: float):
+        self.per_tile = per_tile
+        self._device_maps: dict[tuple, np.ndarray] = {}
+
+    def infer(self, pixels, coarse=None):
+        time.sleep(self.per_tile * len(pixels))
+        if pixels.shape not in self._device_maps:
+            self._device_maps[pixels.shape] = pixels[:, None, :, :, 0].astype(np.float32)
+        return self._device_maps[pixels.shape].copy()
 
 
 def io_floor(photo: Path, out: Path) -> float:
@@ -90,12 +111,14 @@ def near_free_model(folder: Path):
     return model, lambda: _replay(run, calls), calls
 
 
-def latency_model(folder: Path, per_tile: float):
-    """The pointwise model's spec and plumbing, its session replaced by `LatencySession`."""
+def latency_model(folder: Path, per_tile: float, device_feed: bool = True):
+    """The pointwise model's spec and plumbing, its session replaced by `LatencySession`
+    and, with `device_feed`, fed raw pixels through `LatencyFeed`."""
     from prodepth_cli.models.runtime import load_model
 
     model = load_model(pointwise_model(folder / "latency.onnx", {"multiple": 1}), "cpu")
     model.tile_net.session = LatencySession(per_tile)
+    model.tile_net.feed = LatencyFeed(per_tile) if device_feed else None
     return model
 
 
@@ -114,6 +137,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="medians over this many rounds")
     parser.add_argument("--large", action="store_true", help="also the 324 MP photograph")
+    parser.add_argument(
+        "--host-normalise",
+        action="store_true",
+        help="the GPU stand-in takes float batches made on the CPU (no device feed)",
+    )
     args = parser.parse_args()
     photos = [SHARED_DATA / "large" / p for p in PHOTOS + ([LARGE] if args.large else [])]
     missing = [p for p in photos if not p.is_file()]
@@ -124,7 +152,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         near_free, replay, calls = near_free_model(folder)
-        latency = {ms: latency_model(folder, ms / 1000) for ms in LATENCIES_MS}
+        feed = not args.host_normalise
+        latency = {ms: latency_model(folder, ms / 1000, feed) for ms in LATENCIES_MS}
         print(f"{'photo':<34} {'model':<14} {'pipeline':>9} {'floor':>7} {'model':>7} {'ratio':>6}")
         for photo in photos:
             out = folder / "depth.png"

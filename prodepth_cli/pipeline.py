@@ -133,7 +133,8 @@ def blend_depth(
         th, tw = tiles[0].h, tiles[0].w
         windows = [source.window(t.y, t.y + th, t.x, t.x + tw) for t in tiles]
         pixels, full_scale = _at_size(windows, source.full_scale, net.tile_hw(th, tw, native))
-        x = net.prepare(pixels, full_scale, buffers.take(len(pixels), pixels[0].shape[:2]))
+        batch = buffers.take(*net.batch_for(len(pixels), pixels[0], full_scale))
+        x = net.prepare(pixels, full_scale, batch)
         crops = None
         if net.spec.is_refiner:
             out_hw = pixels[0].shape[:2]
@@ -152,28 +153,32 @@ def blend_depth(
             on_tiles(len(tiles))
 
     # On a GPU the CPU idles while the network runs a batch: one thread then reads and
-    # normalises the batches to come (two ahead) and another blends the batch before
-    # (onnxruntime releases the GIL); the coarse pass runs on the blending thread while the
-    # first batches are read. On the CPU the network already uses every core, and the extra
-    # threads only slowed it (bench_catalog_model: 1.07 -> 1.10). A thread more, to decode
-    # or to normalise, made it slower on two cores (bench_throughput, 5 ms/tile: 2.50 ->
-    # 2.64 s and 2.55 -> 2.73 s).
+    # normalises the batches to come (two ahead) and another blends the ones before, up to
+    # two behind, so that a slow read or blend (a band sliding, rows going to disk) holds
+    # up neither the network nor the other stage (74 MP, 5 ms/tile: 2.4 -> 2.1 s against one
+    # behind in lockstep). onnxruntime releases the GIL; the coarse pass runs on the
+    # blending thread while the first batches are read. On the CPU the network already
+    # uses every core, and the extra threads only slowed it (bench_catalog_model: 1.07 ->
+    # 1.10). A thread more, to decode or to normalise, made it slower on two cores
+    # (bench_throughput, 5 ms/tile: 2.50 -> 2.64 s and 2.55 -> 2.73 s).
     side_by_side = _network_leaves_cpu_idle(net)
     lead = 2 if side_by_side else 0  # batches prepared ahead of the one the network runs
-    buffers = _BatchBuffers(net, in_flight=lead + 1)
+    lag = 2 if side_by_side else 1  # batches blended behind it, at most
+    buffers = _BatchBuffers(in_flight=lead + 1)
     with _stage(side_by_side, "read") as reader, _stage(side_by_side, "blend") as blender:
         coarse_job = blender.submit(anchor)
         ahead = deque(reader.submit(read, tiles) for tiles in batches[:lead])
-        blending = None
+        behind: deque[Future] = deque()
         for i, tiles in enumerate(batches):
             x, crops = (ahead.popleft() if ahead else reader.submit(read, tiles)).result()
             if lead and i + lead < len(batches):
                 ahead.append(reader.submit(read, batches[i + lead]))
             maps = net.run(x, crops)
-            if blending is not None:
-                blending.result()
-            blending = blender.submit(blend, tiles, maps)
-        blending.result()
+            while len(behind) >= lag:
+                behind.popleft().result()
+            behind.append(blender.submit(blend, tiles, maps))
+        for blending in behind:
+            blending.result()
 
 
 def _network_leaves_cpu_idle(net: Network) -> bool:
@@ -209,14 +214,15 @@ class _BatchBuffers:
     call returns); a row's last, shorter batch is the front of one. A fresh batch of four
     1024 tiles is 48 MB of new pages each time, which cost as much as filling them."""
 
-    def __init__(self, net: Network, in_flight: int):
-        self.net, self.in_flight = net, in_flight
+    def __init__(self, in_flight: int):
+        self.in_flight = in_flight
         self._turn: deque[np.ndarray] = deque()
 
-    def take(self, n: int, hw: tuple[int, int]) -> np.ndarray:
-        shape = self.net.batch_shape(n, hw)  # one image's tiles: one size
+    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A batch of `shape` (one image's tiles: one size) and `dtype`."""
+        n = shape[0]
         if len(self._turn) < self.in_flight or self._turn[0].shape[0] < n:
-            self._turn.append(np.empty(shape, self.net.input_dtype))
+            self._turn.append(np.empty(shape, dtype))
             if len(self._turn) > self.in_flight:
                 self._turn.popleft()
         else:

@@ -170,7 +170,8 @@ def test_network_input_is_the_spec_formula_into_a_reused_batch(request, fixture,
     else:
         images = [rng.integers(0, int(full_scale) + 1, (48, 64, 3)).astype(dtype) for _ in "ab"]
         unit = [i / full_scale for i in images]
-    batch = np.full(net.batch_shape(2, (48, 64)), np.nan, net.input_dtype)
+    shape, batch_dtype = net.batch_for(2, images[0], full_scale)
+    batch = np.full(shape, np.nan, batch_dtype)
     assert net.prepare(images, full_scale, batch) is batch
     mean, std = np.array(spec["mean"]), np.array(spec["std"])
     expected = np.stack([(u[..., ::-1] * 2 - mean) / std for u in unit])  # BGR
@@ -178,12 +179,13 @@ def test_network_input_is_the_spec_formula_into_a_reused_batch(request, fixture,
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_batch_buffers_take_turns_so_none_is_refilled_while_in_flight(pointwise_affine):
+def test_batch_buffers_take_turns_so_none_is_refilled_while_in_flight():
     from prodepth_cli.pipeline import _BatchBuffers
 
-    buffers = _BatchBuffers(load_model(pointwise_affine, "cpu").tile_net, in_flight=3)
-    taken = [buffers.take(4, (32, 32)) for _ in range(3)]
+    buffers = _BatchBuffers(in_flight=3)
+    f32 = np.dtype(np.float32)
+    taken = [buffers.take((4, 3, 32, 32), f32) for _ in range(3)]
     assert not any(np.shares_memory(a, b) for a, b in itertools.combinations(taken, 2))
     for i in range(3, 8):  # then the same three in turn; a row's shorter batch is a front
-        again = buffers.take(4 if i % 2 else 3, (32, 32))
+        again = buffers.take((4 if i % 2 else 3, 3, 32, 32), f32)
         assert np.shares_memory(again, taken[i % 3]) and len(again) == (4 if i % 2 else 3)

@@ -174,7 +174,7 @@ class WindowReader:
         while self._decoded < y1:
             end = min(self._decoded + self.source.strip_rows, self.height)
             if self._band is not None and end > self._band.bottom:
-                self._band.slide_to(y0)
+                self._band.slide_to(y0, zeros=False)  # decoded rows fill it
             for x, pixels in self.source.blocks(self._decoded, end):
                 self._store.write(self._decoded, x, pixels)
             self._decoded = end

@@ -147,13 +147,15 @@ class RowBand:
     def bottom(self) -> int:
         return self.top + self.rows
 
-    def slide_to(self, top: int) -> None:
+    def slide_to(self, top: int, zeros: bool = True) -> None:
         """Start the band at row `top`: rows above it are dropped, the rows it keeps move
-        up, and the rows it gains are zeros."""
+        up, and the rows it gains are zeros (left as they were without `zeros`: for a band
+        that is written before it is read)."""
         kept = max(0, self.bottom - top)
         if kept:
             self.array[:kept] = self.array[top - self.top :]
-        self.array[kept:] = 0
+        if zeros:
+            self.array[kept:] = 0
         self.top = top
 
     def read(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:

@@ -23,6 +23,7 @@ import onnxruntime as ort
 from prodepth_cli.errors import ModelError, first_line
 from prodepth_cli.models import catalog, hub
 from prodepth_cli.models.catalog import CatalogModel
+from prodepth_cli.models.device_feed import DeviceFeed, takes_pixels
 from prodepth_cli.models.spec import DEFAULT_WORKING_SIZE, ModelSpec, preset_for, sidecar_spec
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -40,6 +41,7 @@ class Network:
     session: ort.InferenceSession
     max_batch: int  # 1 when the graph fixes the batch dimension to 1
     input_dtype: np.dtype
+    feed: DeviceFeed | None = None  # on a GPU: tiles go up as raw pixels (`device_feed`)
 
     @property
     def provider(self) -> str:
@@ -76,9 +78,17 @@ class Network:
         network's input size (see `run` for `coarse` and what comes back)."""
         return self.run(self.prepare(list(rgb)), coarse)
 
-    def batch_shape(self, n: int, hw: tuple[int, int]) -> tuple[int, int, int, int]:
-        """Shape of the input batch `prepare` makes from `n` images of size `hw`."""
-        return (n, 3, *hw) if self.spec.layout == "NCHW" else (n, *hw, 3)
+    def batch_for(
+        self, n: int, image: np.ndarray, full_scale: float = 1.0
+    ) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and type of the batch `prepare` makes from `n` images like `image` (white at
+        `full_scale`): their raw pixels `(n, h, w, 3)` when a device feed takes them, else
+        the network's input."""
+        h, w = image.shape[:2]
+        if self.feed is not None and takes_pixels(image, full_scale):
+            return (n, h, w, 3), image.dtype
+        shape = (n, 3, h, w) if self.spec.layout == "NCHW" else (n, h, w, 3)
+        return shape, self.input_dtype
 
     def prepare(
         self, images: Sequence[np.ndarray], full_scale: float = 1.0, out: np.ndarray | None = None
@@ -88,12 +98,17 @@ class Network:
         once straight into its layout and type (into `out` when given, of `batch_shape`):
         this runs on every tile, so the scaling to [0, 1], `pixel_scale`, mean and std are
         one multiply-add per pixel and no copy. OpenCV does it for float32 NCHW (the usual
-        case, twice numpy's speed), numpy for the rest."""
+        case, twice numpy's speed), numpy for the rest. With a device feed, 8- and 16-bit RGB
+        stays as it is, copied into one batch: the device normalises it."""
         s = self.spec
         h, w = images[0].shape[:2]
         x = out
         if x is None:
-            x = np.empty(self.batch_shape(len(images), (h, w)), self.input_dtype)
+            x = np.empty(*self.batch_for(len(images), images[0], full_scale))
+        if self.feed is not None and takes_pixels(images[0], full_scale):
+            for b, image in enumerate(images):
+                x[b] = image
+            return x
         nchw = s.layout == "NCHW"
         by_opencv = nchw and x.dtype == np.float32
         order = (2, 1, 0) if s.color == "BGR" else (0, 1, 2)
@@ -117,15 +132,21 @@ class Network:
         in the refiner's normalised frame (refiners only). Returns `(B, h', w')` float32
         disparity at the network's output resolution."""
         outs = []
+        pixels = np.issubdtype(x.dtype, np.integer)  # raw, for the device feed (`prepare`)
         for i in range(0, len(x), self.max_batch):
-            feeds = {self.spec.input: x[i : i + self.max_batch]}
+            chunk, c = x[i : i + self.max_batch], None
             if self.spec.coarse_input is not None:
                 if coarse is None:
                     raise ModelError(f"{self.path.name}: a refiner needs the coarse depth")
                 c = coarse[i : i + self.max_batch, None].astype(self.input_dtype)
-                feeds[self.spec.coarse_input] = c
-            (out,) = self.session.run([self.spec.output], feeds)
-            outs.append(_as_maps(np.asarray(out, np.float32), len(feeds[self.spec.input])))
+            if pixels:
+                out = self.feed.infer(chunk, c)
+            else:
+                feeds = {self.spec.input: chunk}
+                if c is not None:
+                    feeds[self.spec.coarse_input] = c
+                (out,) = self.session.run([self.spec.output], feeds)
+            outs.append(_as_maps(np.asarray(out, np.float32), len(chunk)))
         maps = outs[0] if len(outs) == 1 else np.concatenate(outs)
         if self.spec.kind == "depth":
             maps = 1.0 / np.maximum(maps, _EPS)
@@ -240,7 +261,10 @@ def load_network(
     dtype = np.float16 if image_input.type == "tensor(float16)" else np.float32
     batch_dim = image_input.shape[0]
     max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else 64
-    return Network(path, spec, session, max_batch, np.dtype(dtype))
+    net = Network(path, spec, session, max_batch, np.dtype(dtype))
+    if net.provider in _GPU_PROVIDERS:
+        net.feed = DeviceFeed(net)
+    return net
 
 
 def infer_spec(path: Path, session: ort.InferenceSession) -> ModelSpec:
