@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # Stored pixel types the normaliser takes, with the value of white in them.
 RAW_PIXELS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _IO_DEVICE = {"CUDAExecutionProvider": "cuda"}  # I/O binding's name for a provider's memory
-_ONNX_TYPES = {
+_ONNX_TYPES = {  # onnx.TensorProto's numbers (onnx itself is imported only when needed)
     np.dtype(np.uint8): 2,  # TensorProto.UINT8
     np.dtype(np.uint16): 4,  # TensorProto.UINT16
     np.dtype(np.float32): 1,  # TensorProto.FLOAT
@@ -77,7 +77,7 @@ class DeviceFeed:
 def normaliser(net: Network, pixels: np.dtype) -> bytes:
     """An ONNX graph, serialised: `pixels` `(N, H, W, 3)` of type `pixels` -> `x`, the batch
     `net.prepare` would make from them (same formula, same layout and type)."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # 0.6 s to import: only on a GPU
 
     spec = net.spec
     order = [2, 1, 0] if spec.color == "BGR" else [0, 1, 2]
