@@ -23,20 +23,29 @@ def _save(graph: onnx.GraphProto, path: Path, spec: dict | None = None) -> Path:
     return path
 
 
-def pointwise_model(path: Path, spec: dict | None = None) -> Path:
-    """A local filter with no spatial extent: disparity = sigmoid(w . rgb + b), NCHW dynamic.
+def pointwise_model(path: Path, spec: dict | None = None, float16_input: bool = False) -> Path:
+    """A local filter with no spatial extent: disparity = sigmoid(w . rgb + b), NCHW dynamic
+    (with `float16_input`, its image input is float16, cast to float32 inside).
 
     Tiling cannot change its output, so tiled and untiled maps must agree exactly.
     """
     w = numpy_helper.from_array(np.array([[[[1.5]], [[-2.0]], [[0.7]]]], np.float32), "w")
     b = numpy_helper.from_array(np.array([0.1], np.float32), "b")
+    cast = [helper.make_node("Cast", ["image"], ["rgb"], to=TensorProto.FLOAT)]
     graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["image", "w", "b"], ["z"]),
+        (cast if float16_input else [])
+        + [
+            helper.make_node("Conv", ["rgb" if float16_input else "image", "w", "b"], ["z"]),
             helper.make_node("Sigmoid", ["z"], ["disparity"]),
         ],
         "pointwise",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [
+            helper.make_tensor_value_info(
+                "image",
+                TensorProto.FLOAT16 if float16_input else TensorProto.FLOAT,
+                ["N", 3, "H", "W"],
+            )
+        ],
         [helper.make_tensor_value_info("disparity", TensorProto.FLOAT, ["N", 1, "H", "W"])],
         initializer=[w, b],
     )

@@ -4,40 +4,17 @@ the calls are the same ones a GPU session gets, only with "cuda" memory."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from prodepth_cli.models.device_feed import DeviceFeed
 from prodepth_cli.models.runtime import load_model
 from prodepth_cli.pipeline import DepthOptions, depth_array, depth_file
 from tests.conftest import scene_image
+from tests.onnx_models import pointwise_model
 
 SPEC = {"mean": (0.4, 0.5, 0.6), "std": (0.2, 0.25, 0.3), "color": "BGR", "pixel_scale": 2}
-
-
-def _fp16_input_model(path: Path) -> Path:
-    """A float16-input NCHW network: disparity = sigmoid(w . rgb + b) computed in float32."""
-    w = numpy_helper.from_array(np.array([[[[1.5]], [[-2.0]], [[0.7]]]], np.float32), "w")
-    b = numpy_helper.from_array(np.array([0.1], np.float32), "b")
-    graph = helper.make_graph(
-        [
-            helper.make_node("Cast", ["image"], ["rgb"], to=TensorProto.FLOAT),
-            helper.make_node("Conv", ["rgb", "w", "b"], ["z"]),
-            helper.make_node("Sigmoid", ["z"], ["disparity"]),
-        ],
-        "fp16_input",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT16, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("disparity", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-        initializer=[w, b],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
-    return path
 
 
 def _with_feed(model):
@@ -51,7 +28,7 @@ def _with_feed(model):
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_raw_pixels_through_the_device_give_the_host_paths_maps(request, tmp_path, which, dtype):
     if which == "float16 input":
-        path = _fp16_input_model(tmp_path / "fp16.onnx")
+        path = pointwise_model(tmp_path / "fp16.onnx", float16_input=True)
     else:
         path = request.getfixturevalue("pointwise_affine" if which == "NCHW" else "nhwc_depth")
     size = (64, 96) if which == "NHWC" else (48, 80)  # the NHWC stand-in has a fixed size
