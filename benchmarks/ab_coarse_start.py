@@ -63,9 +63,10 @@ def main() -> None:
     from prodepth_cli.data_root import SHARED_DATA
 
     starts = {name: STARTS[name] for name in args.starts.split(",")}
-    if any(n.startswith("pydnet") for n in starts) and not (
-        SHARED_DATA / "models" / "pydnet_pp_448x640.onnx"
-    ).is_file():
+    if (
+        any(n.startswith("pydnet") for n in starts)
+        and not (SHARED_DATA / "models" / "pydnet_pp_448x640.onnx").is_file()
+    ):
         raise SystemExit(f"skipped: PyDNet++ not found under {SHARED_DATA / 'models'}")
     if "hed" in starts:
         if args.hed_weights is None or not args.hed_weights.is_file():
