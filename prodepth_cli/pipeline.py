@@ -152,18 +152,19 @@ def blend_depth(
         if on_tiles:
             on_tiles(len(tiles))
 
-    # On a GPU the CPU idles while the network runs a batch: one thread then reads and
-    # normalises the batches to come (two ahead) and another blends the ones before, up to
-    # two behind, so that a slow read or blend (a band sliding, rows going to disk) holds
-    # up neither the network nor the other stage (74 MP, 5 ms/tile: 2.4 -> 2.1 s against one
-    # behind in lockstep). onnxruntime releases the GIL; the coarse pass runs on the
-    # blending thread while the first batches are read. On the CPU the network already
-    # uses every core, and the extra threads only slowed it (bench_catalog_model: 1.07 ->
-    # 1.10). A thread more, to decode or to normalise, made it slower on two cores
-    # (bench_throughput, 5 ms/tile: 2.50 -> 2.64 s and 2.55 -> 2.73 s).
+    # On a GPU the CPU idles while the network runs a batch: one thread then reads the
+    # batches to come (up to four ahead) and another blends the ones before (up to four
+    # behind), so that a slow read or blend (a band sliding, rows going to disk, a page
+    # fault storm) holds up neither the network nor the other stage (74 MP, 5 ms/tile: two
+    # each way 1.85 s, four 1.54 s, six no better; one behind in lockstep was 2.4 s).
+    # onnxruntime releases the GIL; the coarse pass runs on the blending thread while the
+    # first batches are read. On the CPU the network already uses every core, and the extra
+    # threads only slowed it (bench_catalog_model: 1.07 -> 1.10). A thread more, to decode
+    # or to normalise, made it slower on two cores (bench_throughput, 5 ms/tile: 2.50 ->
+    # 2.64 s and 2.55 -> 2.73 s).
     side_by_side = _network_leaves_cpu_idle(net)
-    lead = 2 if side_by_side else 0  # batches prepared ahead of the one the network runs
-    lag = 2 if side_by_side else 1  # batches blended behind it, at most
+    lead = 4 if side_by_side else 0  # batches prepared ahead of the one the network runs
+    lag = 4 if side_by_side else 1  # batches blended behind it, at most
     buffers = _BatchBuffers(in_flight=lead + 1)
     with _stage(side_by_side, "read") as reader, _stage(side_by_side, "blend") as blender:
         coarse_job = blender.submit(anchor)
