@@ -96,7 +96,7 @@ class Network:
     ) -> np.ndarray:
         """Images at the network's input size, each `(h, w[, c])` with white at `full_scale`
         (grey replicated, alpha dropped), -> the network's normalised input batch, written
-        once straight into its layout and type (into `out` when given, of `batch_shape`):
+        once straight into its layout and type (into `out` when given, of `batch_for`):
         this runs on every tile, so the scaling to [0, 1], `pixel_scale`, mean and std are
         one multiply-add per pixel and no copy. OpenCV does it for float32 NCHW (the usual
         case, twice numpy's speed), numpy for the rest. With a device feed, 8- and 16-bit RGB
