@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
+from prodepth_cli.io import INTEGER_WHITE
 from prodepth_cli.io.read import WindowReader, open_stream, to_unit_rgb
 from prodepth_cli.io.write import DepthScratch, write_colormap, write_depth
 from prodepth_cli.models.runtime import DepthModel, Network
@@ -64,8 +65,7 @@ class ArraySource:
 
     def __post_init__(self) -> None:
         self.height, self.width = self.rgb.shape[:2]
-        scales = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-        self.full_scale = scales.get(self.rgb.dtype, 1.0)
+        self.full_scale = INTEGER_WHITE.get(self.rgb.dtype, 1.0)
 
     def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         return self.rgb[y0:y1, x0:x1]

@@ -19,6 +19,7 @@ import numpy as np
 import tifffile
 
 from prodepth_cli.errors import InputError
+from prodepth_cli.io import INTEGER_WHITE
 
 _PHOTOMETRIC = {
     tifffile.PHOTOMETRIC.MINISBLACK,
@@ -26,7 +27,6 @@ _PHOTOMETRIC = {
     tifffile.PHOTOMETRIC.YCBCR,  # JPEG tiles only: the codec returns RGB
 }
 # Float TIFFs go to libvips, which reads float RGB as linear light (scRGB).
-_DTYPES = {np.dtype("u1"): 255.0, np.dtype("u2"): 65535.0}
 
 
 class TiledTiff:
@@ -38,7 +38,7 @@ class TiledTiff:
         self._tiff, self._page = tiff, page
         self.height, self.width = page.imagelength, page.imagewidth
         self.dtype = page.dtype
-        self.full_scale = _DTYPES[page.dtype]
+        self.full_scale = INTEGER_WHITE[page.dtype]
         self.strip_rows = page.tilelength  # rows decoded together: one row of tiles
         self._tiles_across = -(-self.width // page.tilewidth)
         self._file = threading.Lock()  # the thumbnail may read while the tile rows are read
@@ -119,7 +119,7 @@ def _readable(page: tifffile.TiffPage) -> bool:
     return (
         page.is_tiled
         and page.imagedepth == 1
-        and page.dtype in _DTYPES
+        and page.dtype in INTEGER_WHITE
         and page.photometric in _PHOTOMETRIC
         and (page.photometric != tifffile.PHOTOMETRIC.YCBCR or page.compression == 7)
         and page.planarconfig == tifffile.PLANARCONFIG.CONTIG

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnxruntime as ort
 
+from prodepth_cli.io import INTEGER_WHITE
+
 if TYPE_CHECKING:
     from prodepth_cli.models.runtime import Network
 
-# Stored pixel types the normaliser takes, with the value of white in them.
-RAW_PIXELS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _IO_DEVICE = {"CUDAExecutionProvider": "cuda"}  # I/O binding's name for a provider's memory
 _ONNX_TYPES = {  # onnx.TensorProto's numbers (onnx itself is imported only when needed)
     np.dtype(np.uint8): 2,  # TensorProto.UINT8
@@ -34,7 +34,7 @@ _ONNX_TYPES = {  # onnx.TensorProto's numbers (onnx itself is imported only when
 def takes_pixels(image: np.ndarray, full_scale: float) -> bool:
     """`image` (one tile as stored) can go to a device feed as it is: 3 channels, 8 or 16 bit
     with white at the type's top."""
-    return image.ndim == 3 and image.shape[2] == 3 and RAW_PIXELS.get(image.dtype) == full_scale
+    return image.ndim == 3 and image.shape[2] == 3 and INTEGER_WHITE.get(image.dtype) == full_scale
 
 
 class DeviceFeed:
@@ -81,7 +81,7 @@ def normaliser(net: Network, pixels: np.dtype) -> bytes:
 
     spec = net.spec
     order = [2, 1, 0] if spec.color == "BGR" else [0, 1, 2]
-    white = RAW_PIXELS[pixels]
+    white = INTEGER_WHITE[pixels]
     gain = np.array([spec.pixel_scale / (white * spec.std[c]) for c in range(3)], np.float32)
     bias = np.array([-spec.mean[c] / spec.std[c] for c in range(3)], np.float32)
     constants = [
