@@ -88,11 +88,11 @@ def _image(h: int, w: int) -> np.ndarray:
 
 def test_depth_anything_is_fed_imagenet_normalised_rgb_at_its_native_518(standins):
     model, rec = _load_recorded(standins["depth-anything-v2-small"], "depth-anything-v2-small")
-    rgb = _image(500, 700)
+    rgb = _image(800, 1000)
     depth_array(rgb, model, tile=1024)  # one pass: the image is smaller than a tile
     (feed,) = rec.feeds
     x = feed["pixel_values"]
-    assert x.shape == (1, 3, 364, 518)  # long side at 518, both sides multiples of 14
+    assert x.shape == (1, 3, 518, 644)  # short side at 518, both sides multiples of 14
     expected = _resized01(rgb, x.shape[2:])
     np.testing.assert_allclose(_unnormalised(x, model.tile_net)[0], expected, atol=FEED_ATOL)
     assert x.min() < -1.0  # normalised, not [0, 1]: ImageNet mean/std were applied
@@ -107,11 +107,22 @@ def test_dynamic_tiles_run_at_the_native_size_unless_asked_for_full(standins):
     depth_array(rgb, model, tile=700, overlap=175, tile_resolution="full")
     native_sizes = {f["pixel_values"].shape[2:] for f in native.feeds}
     full_sizes = {f["pixel_values"].shape[2:] for f in full.feeds}
-    # coarse pass (whole image, long side 518) and 700 px tiles seen at 518
-    assert native_sizes == {(364, 518), (518, 518)}
+    # coarse pass (whole image, short side 518) and 700 px tiles seen at 518
+    assert native_sizes == {(518, 742), (518, 518)}
     assert (700, 700) in full_sizes and (518, 518) not in full_sizes
     for feed in native.feeds + full.feeds:
         assert all(side % 14 == 0 for side in feed["pixel_values"].shape[2:])
+
+
+def test_passes_see_the_short_side_at_the_working_size_as_in_training(standins):
+    """Square training crops of whole images (and Depth Anything's own resizing) put a
+    scene's short side at the working size; a panorama's long side stops at four of them."""
+    model, _ = _load_recorded(standins["depth-anything-v2-small"], "depth-anything-v2-small")
+    net = model.coarse_net
+    assert net.coarse_hw(900, 1300) == (518, 742)
+    assert net.coarse_hw(1300, 900) == (742, 518)
+    assert net.coarse_hw(300, 3000) == (210, 2072)  # 10:1 -> 4 x 518 long
+    assert net.tile_hw(400, 1000) == (406, 994)  # short side under 518: never upsampled
 
 
 def test_midas_release_is_fed_rgb_over_255_only(standins):

@@ -31,6 +31,7 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "prodepth-refiner.onnx"
 _GPU_PROVIDERS = ("CUDAExecutionProvider",)
 _EPS = 1e-6
+_MAX_ASPECT = 4  # the long side of a scaled pass, in working sizes at most
 
 
 @dataclass
@@ -63,15 +64,19 @@ class Network:
         """Network input size for an `h` x `w` tile: shrunk to the native working size when
         `native` and the spec knows it (a ViT trained at 518 sees a 1024 tile at 518, as its
         authors run it), else full resolution. Refiners always run at full resolution."""
-        long_side = self.spec.working_size
-        if not native or long_side is None or self.spec.is_refiner or max(h, w) <= long_side:
+        side = self.spec.working_size
+        if not native or side is None or self.spec.is_refiner or min(h, w) <= side:
             return self.input_hw(h, w)
-        return self._scaled_hw(h, w, long_side)
+        return self._scaled_hw(h, w, side)
 
-    def _scaled_hw(self, h: int, w: int, long_side: int) -> tuple[int, int]:
+    def _scaled_hw(self, h: int, w: int, side: int) -> tuple[int, int]:
+        """`h` x `w` scaled so that its short side is `side`: a network trained on square
+        crops of whole images (ours; Depth Anything and MiDaS resize with the short side at
+        their size) saw each scene's short side at that size. A panorama's long side stops
+        at `_MAX_ASPECT` sides, so that its one pass stays the cost of a few squares."""
         if self.spec.size is not None:
             return self.spec.size
-        scale = long_side / max(h, w)
+        scale = min(side / min(h, w), _MAX_ASPECT * side / max(h, w))
         return self.input_hw(max(1, math.floor(h * scale)), max(1, math.floor(w * scale)))
 
     def predict(self, rgb: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:

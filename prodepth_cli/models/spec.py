@@ -37,8 +37,9 @@ class ModelSpec:
     view misleads its absolute scale); `"none"` takes tiles as they come (PRO refiners, which
     answer in the coarse pass's frame).
 
-    `working_size` is the long side the network was trained at (its native size), when
-    known: the coarse pass runs there and so, by default, do the tiles of a dynamic model
+    `working_size` is the side of the squares the network was trained at (its native size),
+    when known: the coarse pass sees the image with its short side at that size (the long
+    side at most four times it), and so, by default, do the tiles of a dynamic model
     (refiners excepted: they refine detail at full resolution). Unknown (None): the coarse
     pass runs at `DEFAULT_WORKING_SIZE` and tiles at full resolution.
     """
@@ -48,7 +49,7 @@ class ModelSpec:
     layout: Layout = "NCHW"
     size: tuple[int, int] | None = None  # fixed (H, W), or None when the graph is dynamic
     multiple: int = 32  # dynamic inputs are rounded to a multiple of this
-    working_size: int | None = None  # native long side of a dynamic model, when known
+    working_size: int | None = None  # native (short) side of a dynamic model, when known
     color: Literal["RGB", "BGR"] = "RGB"
     pixel_scale: float = 1.0  # 255: the network takes raw 0-255 values
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)

@@ -140,7 +140,7 @@ def export_checkpoint(
             f"export parity failed: onnxruntime differs from torch by {diff:.2e} "
             f"(tolerance {tolerance:.0e})"
         )
-    # working_size is the coarse pass's long side: the coarse training size for both
+    # working_size is the coarse pass's short side: the coarse training size for both
     spec = spec_for(kind, cfg["size"], onnx_path.stem)
     spec = spec.replace(
         extra={
