@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from prodepth_cli.training.config import make_config, read_config_file  # noqa: E402
 from prodepth_cli.training.export import export_checkpoint  # noqa: E402
-from prodepth_cli.training.loop import run_training  # noqa: E402
+from prodepth_cli.training.loop import CoarsePass, run_training  # noqa: E402
 
 needs_data = pytest.mark.skipif(
     not (SHARED_DATA / "train").is_dir(), reason=f"{SHARED_DATA} absent: real training pairs needed"
@@ -88,6 +88,24 @@ def test_weights_average_is_kept_resumed_and_exported(tmp_path):
         if old.is_floating_point():
             expected = 0.5 * old + 0.5 * resumed["model"][k]
             torch.testing.assert_close(resumed["ema_model"][k], expected)
+
+
+def test_the_refiners_coarse_input_is_the_coarse_pass_at_its_training_size():
+    """The refiner learns on what the pipeline will give it: the coarse network run with the
+    image's short side at the size that network trained at, in the [0, 1] frame."""
+    shapes = []
+
+    class Ramp(torch.nn.Module):
+        def forward(self, x):
+            shapes.append(tuple(x.shape[2:]))
+            return torch.linspace(0, 3, x.shape[-1]).expand(len(x), 1, *x.shape[2:])
+
+    rgb = np.random.default_rng(0).random((384, 512, 3), dtype=np.float32)
+    coarse = CoarsePass(Ramp(), side=128).disparity(rgb, "cpu")
+    assert shapes == [(128, 160)]  # short side 128; 512 * 128 / 384 = 171 -> multiple of 32
+    assert coarse.shape == (384, 512)
+    assert coarse.min() == 0 and coarse.max() == 1
+    assert np.all(np.diff(coarse[0]) >= 0)  # the network's left-to-right ramp, upsampled
 
 
 @needs_data

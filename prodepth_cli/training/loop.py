@@ -88,18 +88,30 @@ def _coarse_step(net: nn.Module, cfg: TrainConfig, samples: list, device: str) -
     return coarse_loss(net(x), disp, mask, cfg.grad_weight)
 
 
-@torch.no_grad()
-def coarse_from_net(coarse_net: nn.Module, rgb: np.ndarray, side: int, device: str) -> np.ndarray:
-    """The coarse network's disparity for `rgb` (run at `side` px, multiple of 32), upsampled to
-    the image and min-max normalised: the refiner's `coarse` input, `(H, W)` in [0, 1]."""
-    import cv2
+@dataclass(frozen=True)
+class CoarsePass:
+    """The coarse network that gives the refiner its inputs (PRO's way), run as the
+    pipeline's coarse pass runs it: the image's short side at the size it trained at."""
 
-    h, w = rgb.shape[:2]
-    scale = side / max(h, w)
-    sh, sw = max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
-    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-    pred = coarse_net(image_tensor([small]).to(device))[0, 0].cpu().numpy()
-    return minmax_frame(cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR))
+    net: nn.Module
+    side: int
+
+    @classmethod
+    def load(cls, checkpoint: Path, device: str) -> CoarsePass:
+        state = load_checkpoint(checkpoint)
+        return cls(net_from_checkpoint(state).to(device), state["config"]["size"])
+
+    @torch.no_grad()
+    def disparity(self, rgb: np.ndarray, device: str) -> np.ndarray:
+        """The refiner's `coarse` input for `rgb`: `(H, W)`, min-max normalised to [0, 1]."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        scale = self.side / min(h, w)
+        sh, sw = (max(32, round(n * scale / 32) * 32) for n in (h, w))
+        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        pred = self.net(image_tensor([small]).to(device))[0, 0].cpu().numpy()
+        return minmax_frame(cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
 @dataclass(frozen=True)
@@ -133,12 +145,12 @@ def _refiner_draws(
 
 
 def _refiner_group(
-    cfg: TrainConfig, draw: RefinerDraw, coarse_net: nn.Module | None, device: str
+    cfg: TrainConfig, draw: RefinerDraw, coarse_pass: CoarsePass | None, device: str
 ) -> Group:
     coarse = draw.coarse
     if coarse is None:
-        assert coarse_net is not None, "drawn for the coarse net, but the run has none"
-        coarse = coarse_from_net(coarse_net, draw.rgb, 256, device)
+        assert coarse_pass is not None, "drawn for the coarse net, but the run has none"
+        coarse = coarse_pass.disparity(draw.rgb, device)
     target = target_in_frame(draw.disp, draw.mask, coarse)
     place = np.random.default_rng(draw.place_seed)
     return cut_group(draw.rgb, coarse, target, draw.mask, cfg.patch, cfg.overlap, place)
@@ -149,9 +161,9 @@ def _refiner_step(
     cfg: TrainConfig,
     draws: list[RefinerDraw],
     device: str,
-    coarse_net: nn.Module | None,
+    coarse_pass: CoarsePass | None,
 ) -> torch.Tensor:
-    groups = [_refiner_group(cfg, d, coarse_net, device) for d in draws]
+    groups = [_refiner_group(cfg, d, coarse_pass, device) for d in draws]
     x = image_tensor([p for g in groups for p in g.rgb]).to(device)
     coarse = map_tensor([p for g in groups for p in g.coarse]).to(device)
     target = map_tensor([p for g in groups for p in g.target]).to(device)
@@ -226,9 +238,9 @@ def run_training(
     def snapshot() -> dict[str, Any]:
         return _state(net, ema, opt, cfg, step, best, history)
 
-    coarse_net = None
+    coarse_pass = None
     if cfg.kind == "refiner" and cfg.coarse_checkpoint:
-        coarse_net = net_from_checkpoint(load_checkpoint(Path(cfg.coarse_checkpoint))).to(device)
+        coarse_pass = CoarsePass.load(Path(cfg.coarse_checkpoint), device)
     (out_dir / "config.json").write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
     data = _Data(cfg)
     validate = validate_coarse if cfg.kind == "coarse" else validate_refiner
@@ -245,7 +257,7 @@ def run_training(
             if cfg.kind == "coarse":
                 loss = _coarse_step(net, cfg, batches.get(step), device)
             else:
-                loss = _refiner_step(net, cfg, batches.get(step), device, coarse_net)
+                loss = _refiner_step(net, cfg, batches.get(step), device, coarse_pass)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
