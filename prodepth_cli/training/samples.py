@@ -7,6 +7,7 @@ depend only on (seed, step) and a resumed run sees the same stream.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -54,17 +55,33 @@ def random_crop(
     return out
 
 
-def jitter_colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Brightness, contrast, per-channel gain and gamma jitter for real photographs."""
-    rgb = rgb * rng.uniform(0.9, 1.1, 3) * rng.uniform(0.8, 1.2)
-    mean = rgb.mean()
-    rgb = (rgb - mean) * rng.uniform(0.8, 1.2) + mean
-    return np.clip(rgb, 0, 1).astype(np.float32) ** rng.uniform(0.85, 1.15)
+def jitter_colour(rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    """Brightness, contrast, per-channel gain and gamma jitter for real photographs, drawn
+    now and applied to the crop it returns a function for: on the whole frame it was a
+    fifth of a batch's data time."""
+    gain = (rng.uniform(0.9, 1.1, 3) * rng.uniform(0.8, 1.2)).astype(np.float32)
+    contrast, gamma = rng.uniform(0.8, 1.2), rng.uniform(0.85, 1.15)
+
+    def jitter(rgb: np.ndarray) -> np.ndarray:
+        rgb = rgb * gain
+        mean = rgb.mean()
+        return np.clip((rgb - mean) * np.float32(contrast) + mean, 0, 1) ** np.float32(gamma)
+
+    return jitter
 
 
-def real_sample(pairs: list[Path], weights: np.ndarray, rng: np.random.Generator) -> Sample:
+def real_crop(
+    pairs: list[Path],
+    weights: np.ndarray,
+    rng: np.random.Generator,
+    hw: tuple[int, int],
+    min_scale: float,
+) -> Sample:
+    """A random crop of a real pair (see `random_crop`), its colours jittered."""
     pair = cached_pair(pairs[rng.choice(len(pairs), p=weights)])
-    return jitter_colour(pair.rgb, rng), pair.disparity, pair.loss_mask
+    jitter = jitter_colour(rng)
+    rgb, disp, mask = random_crop((pair.rgb, pair.disparity, pair.loss_mask), hw, rng, min_scale)
+    return jitter(rgb), disp, mask
 
 
 def synthetic_sample(seed: int, hw: tuple[int, int]) -> Sample:
@@ -82,7 +99,7 @@ def mixed_sample(
 ) -> Sample:
     """A real crop (probability `real_fraction`, when pairs exist) or a synthetic scene."""
     if pairs and rng.random() < real_fraction:
-        return random_crop(real_sample(pairs, weights, rng), hw, rng, min_scale)
+        return real_crop(pairs, weights, rng, hw, min_scale)
     while True:
         # render a little larger, then crop: varied field of view and object scale
         big = (
