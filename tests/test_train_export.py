@@ -13,9 +13,10 @@ from prodepth_cli.data_root import SHARED_DATA
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
+from prodepth_cli.training.coarse_input import CoarsePass  # noqa: E402
 from prodepth_cli.training.config import make_config, read_config_file  # noqa: E402
 from prodepth_cli.training.export import export_checkpoint  # noqa: E402
-from prodepth_cli.training.loop import CoarsePass, run_training  # noqa: E402
+from prodepth_cli.training.loop import run_training  # noqa: E402
 
 needs_data = pytest.mark.skipif(
     not (SHARED_DATA / "train").is_dir(), reason=f"{SHARED_DATA} absent: real training pairs needed"
@@ -106,6 +107,25 @@ def test_the_refiners_coarse_input_is_the_coarse_pass_at_its_training_size():
     assert coarse.shape == (384, 512)
     assert coarse.min() == 0 and coarse.max() == 1
     assert np.all(np.diff(coarse[0]) >= 0)  # the network's left-to-right ramp, upsampled
+
+
+@needs_data
+def test_refiner_fed_by_a_coarse_net_is_also_validated_on_its_outputs(runs, tmp_path):
+    """The ledger's refiner figures on the coarse inputs it meets in the pipeline: for each
+    group, refined and coarse MAE / edge F1 with the coarse network's outputs as inputs."""
+    coarse = str(runs["coarse"] / "last.pt")
+    cfg = make_config("refiner", {**TINY_REFINER, "coarse_checkpoint": coarse})
+    metrics = run_training(cfg, tmp_path).last_metrics
+    for group in ("syn", "real"):
+        for key in ("mae", "mae_coarse", "edge_f1", "edge_f1_coarse"):
+            assert np.isfinite(metrics[f"{group}_{key}"])
+            assert np.isfinite(metrics[f"{group}_net_{key}"])
+        # the net's map is not the simulated one: the two inputs score differently
+        assert metrics[f"{group}_net_mae_coarse"] != metrics[f"{group}_mae_coarse"]
+    assert (
+        "syn_net_mae"
+        not in run_training(make_config("refiner", TINY_REFINER), tmp_path / "alone").last_metrics
+    )
 
 
 @needs_data

@@ -9,8 +9,16 @@ that frame by least squares, so the refiner learns to keep the frame and add det
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import cv2
 import numpy as np
+import torch
+from torch import nn
+
+from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
+from prodepth_cli.training.tensors import image_tensor
 
 
 def minmax_frame(disp: np.ndarray) -> np.ndarray:
@@ -76,3 +84,27 @@ def target_in_frame(disp: np.ndarray, mask: np.ndarray, coarse: np.ndarray) -> n
         lo, hi = float(g.min()), float(g.max())
         s, t = 1.0 / max(hi - lo, 1e-9), -lo / max(hi - lo, 1e-9)
     return (s * disp + t).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CoarsePass:
+    """The coarse network that gives the refiner its inputs (PRO's way), run as the
+    pipeline's coarse pass runs it: the image's short side at the size it trained at."""
+
+    net: nn.Module
+    side: int
+
+    @classmethod
+    def load(cls, checkpoint: Path, device: str) -> CoarsePass:
+        state = load_checkpoint(checkpoint)
+        return cls(net_from_checkpoint(state).to(device), state["config"]["size"])
+
+    @torch.no_grad()
+    def disparity(self, rgb: np.ndarray, device: str) -> np.ndarray:
+        """The refiner's `coarse` input for `rgb`: `(H, W)`, min-max normalised to [0, 1]."""
+        h, w = rgb.shape[:2]
+        scale = self.side / min(h, w)
+        sh, sw = (max(32, round(n * scale / 32) * 32) for n in (h, w))
+        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        pred = self.net(image_tensor([small]).to(device))[0, 0].cpu().numpy()
+        return minmax_frame(cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR))

@@ -23,8 +23,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from prodepth_cli.errors import OptionError
 from prodepth_cli.nets import build_net
-from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint, save_checkpoint
-from prodepth_cli.training.coarse_input import minmax_frame, simulate_coarse, target_in_frame
+from prodepth_cli.training.checkpoint import load_checkpoint, save_checkpoint
+from prodepth_cli.training.coarse_input import CoarsePass, simulate_coarse, target_in_frame
 from prodepth_cli.training.config import TrainConfig
 from prodepth_cli.training.gpct import Group, cut_group
 from prodepth_cli.training.losses import coarse_loss, consistency_loss, refiner_loss
@@ -90,32 +90,6 @@ def _coarse_step(net: nn.Module, cfg: TrainConfig, samples: list, device: str) -
     disp = map_tensor([s[1] for s in samples]).to(device)
     mask = map_tensor([s[2] for s in samples]).to(device)
     return coarse_loss(net(x), disp, mask, cfg.grad_weight)
-
-
-@dataclass(frozen=True)
-class CoarsePass:
-    """The coarse network that gives the refiner its inputs (PRO's way), run as the
-    pipeline's coarse pass runs it: the image's short side at the size it trained at."""
-
-    net: nn.Module
-    side: int
-
-    @classmethod
-    def load(cls, checkpoint: Path, device: str) -> CoarsePass:
-        state = load_checkpoint(checkpoint)
-        return cls(net_from_checkpoint(state).to(device), state["config"]["size"])
-
-    @torch.no_grad()
-    def disparity(self, rgb: np.ndarray, device: str) -> np.ndarray:
-        """The refiner's `coarse` input for `rgb`: `(H, W)`, min-max normalised to [0, 1]."""
-        import cv2
-
-        h, w = rgb.shape[:2]
-        scale = self.side / min(h, w)
-        sh, sw = (max(32, round(n * scale / 32) * 32) for n in (h, w))
-        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-        pred = self.net(image_tensor([small]).to(device))[0, 0].cpu().numpy()
-        return minmax_frame(cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
 @dataclass(frozen=True)
@@ -247,7 +221,9 @@ def run_training(
         coarse_pass = CoarsePass.load(Path(cfg.coarse_checkpoint), device)
     (out_dir / "config.json").write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
     data = _Data(cfg)
-    validate = validate_coarse if cfg.kind == "coarse" else validate_refiner
+    validate = validate_coarse
+    if cfg.kind == "refiner":
+        validate = partial(validate_refiner, coarse_pass=coarse_pass)
     start, metrics = time.time(), {}
     build = _coarse_samples if cfg.kind == "coarse" else _refiner_draws
     batches = Prefetcher(

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from prodepth_cli.metrics import affine_invariant_scores, edge_f1
-from prodepth_cli.training.coarse_input import simulate_coarse, target_in_frame
+from prodepth_cli.training.coarse_input import CoarsePass, simulate_coarse, target_in_frame
 from prodepth_cli.training.realdata import cached_pair
 from prodepth_cli.training.samples import Sample, resize_sample, synthetic_sample
 from prodepth_cli.training.tensors import image_tensor, map_tensor
@@ -62,30 +62,33 @@ def validate_coarse(net: nn.Module, val: list[tuple[str, Sample]], device: str) 
 
 @torch.no_grad()
 def validate_refiner(
-    net: nn.Module, val: list[tuple[str, Sample]], device: str
+    net: nn.Module,
+    val: list[tuple[str, Sample]],
+    device: str,
+    coarse_pass: CoarsePass | None = None,
 ) -> dict[str, float]:
-    """Frame MAE and edge F1 of the refined map vs the coarse input, per group; `score` =
-    mean refined frame MAE (lower is better). Coarse inputs are simulated with fixed seeds."""
+    """Frame MAE and edge F1 of the refined map vs its coarse input, per group, the coarse
+    inputs simulated with fixed seeds; `score` = mean refined frame MAE (lower is better).
+    With `coarse_pass`, the same figures with that network's outputs as the inputs too
+    (`net_...`): what the refiner meets in the pipeline."""
     net.eval()
     rows = []
     for i, (name, (rgb, disp, mask)) in enumerate(val):
         if mask.sum() < 16:
             continue
-        coarse = simulate_coarse(disp, mask, np.random.default_rng(VAL_SEED + i))
-        target = target_in_frame(disp, mask, coarse)
-        pred = net(image_tensor([rgb]).to(device), map_tensor([coarse]).to(device))
-        pred = pred[0, 0].cpu().numpy()
-        rows.append(
-            (
-                name,
-                {
-                    "mae": float(np.abs(pred - target)[mask].mean()),
-                    "mae_coarse": float(np.abs(coarse - target)[mask].mean()),
-                    "edge_f1": edge_f1(pred, target, mask),
-                    "edge_f1_coarse": edge_f1(coarse, target, mask),
-                },
-            )
-        )
+        inputs = {"": simulate_coarse(disp, mask, np.random.default_rng(VAL_SEED + i))}
+        if coarse_pass is not None:
+            inputs["net_"] = coarse_pass.disparity(rgb, device)
+        scores: dict[str, float] = {}
+        for prefix, coarse in inputs.items():
+            target = target_in_frame(disp, mask, coarse)
+            pred = net(image_tensor([rgb]).to(device), map_tensor([coarse]).to(device))
+            pred = pred[0, 0].cpu().numpy()
+            scores[prefix + "mae"] = float(np.abs(pred - target)[mask].mean())
+            scores[prefix + "mae_coarse"] = float(np.abs(coarse - target)[mask].mean())
+            scores[prefix + "edge_f1"] = edge_f1(pred, target, mask)
+            scores[prefix + "edge_f1_coarse"] = edge_f1(coarse, target, mask)
+        rows.append((name, scores))
     out = _mean_by_group(rows)
     out["score"] = float(np.nanmean([m["mae"] for _, m in rows]))
     return out
