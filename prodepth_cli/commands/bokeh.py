@@ -27,6 +27,7 @@ from prodepth_cli.cluster import LOCAL, WORKER_THREADS, ray_map
 from prodepth_cli.commands.common import (
     DeviceOption,
     GpusPerWorkerOption,
+    InputsArgument,
     JsonOption,
     OverwriteOption,
     QuietOption,
@@ -51,12 +52,7 @@ from prodepth_cli.models.runtime import load_model
 
 @guarded
 def bokeh(
-    inputs: Annotated[
-        list[str],
-        typer.Argument(
-            help="Image files, folders, globs, or - for image bytes on stdin.", show_default=False
-        ),
-    ],
+    inputs: InputsArgument,
     output: Annotated[
         str | None,
         typer.Option(

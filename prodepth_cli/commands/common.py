@@ -38,6 +38,12 @@ DeviceOption = Annotated[
         case_sensitive=False,
     ),
 ]
+InputsArgument = Annotated[
+    list[str],
+    typer.Argument(
+        help="Image files, folders, globs, or - for image bytes on stdin.", show_default=False
+    ),
+]
 RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")]
 OverwriteOption = Annotated[
     bool,

@@ -15,6 +15,7 @@ from prodepth_cli.cluster import LOCAL, WORKER_THREADS, ray_map
 from prodepth_cli.commands.common import (
     DeviceOption,
     GpusPerWorkerOption,
+    InputsArgument,
     JsonOption,
     OverwriteOption,
     QuietOption,
@@ -47,12 +48,7 @@ from prodepth_cli.tiling.plan import default_overlap, plan_tiles
 
 @guarded
 def depth(
-    inputs: Annotated[
-        list[str],
-        typer.Argument(
-            help="Image files, folders, globs, or - for image bytes on stdin.", show_default=False
-        ),
-    ],
+    inputs: InputsArgument,
     output: Annotated[
         str | None,
         typer.Option(
