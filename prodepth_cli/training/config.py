@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from prodepth_cli.errors import OptionError
 
 
@@ -46,6 +48,17 @@ class TrainConfig:
     coarse_from_net: float = 0.5  # refiner: fraction of groups whose coarse input is the net's
     arch: dict[str, Any] = field(default_factory=dict)
     ema: float = 0.0  # decay of the weights' moving average (validated, exported); 0: none
+    precision: str = "auto"  # bf16 | fp32 | auto: bf16 where the processor has it natively
+
+    def uses_bf16(self, device: str) -> bool:
+        """Whether the forward pass runs in bfloat16 (`precision`; for auto: a CUDA device
+        with bf16, or a CPU with AVX512-BF16 or AMX, where it is fast rather than emulated)."""
+        if self.precision != "auto":
+            return self.precision == "bf16"
+        if device.startswith("cuda"):
+            return torch.cuda.is_bf16_supported()
+        native = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in native)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -66,6 +79,8 @@ def make_config(kind: str, overrides: dict[str, Any] | None = None) -> TrainConf
         raise OptionError(f"unknown training option(s): {', '.join(sorted(unknown))}")
     if base.get("schedule", "cosine") not in ("cosine", "constant"):
         raise OptionError(f"schedule {base['schedule']!r}: choose cosine or constant")
+    if base.get("precision", "auto") not in ("auto", "bf16", "fp32"):
+        raise OptionError(f"precision {base['precision']!r}: choose auto, bf16 or fp32")
     return TrainConfig(**base)
 
 

@@ -50,6 +50,15 @@ class TrainResult:
 # (coarse 0.61 -> 0.48 s, refiner 0.60 -> 0.45 s a batch, one thread).
 FAST_LAYOUT = torch.channels_last
 
+
+def _arithmetic(cfg: TrainConfig, device: str) -> torch.autocast:
+    """The training forward pass in bfloat16 where `cfg.precision` says so: with AMX the
+    coarse step's network time halves (0.44 -> 0.23 s a batch; refiner 0.41 -> 0.25), and 150
+    steps from the accumulating checkpoint validated as well as float32's. Weights, losses,
+    validation and export stay float32."""
+    return torch.autocast(torch.device(device).type, torch.bfloat16, enabled=cfg.uses_bf16(device))
+
+
 StepHook = Callable[[int, float], None]
 ValHook = Callable[[int, dict[str, float]], None]
 
@@ -89,7 +98,9 @@ def _coarse_step(net: nn.Module, cfg: TrainConfig, samples: list, device: str) -
     x = image_tensor([s[0] for s in samples]).to(device, memory_format=FAST_LAYOUT)
     disp = map_tensor([s[1] for s in samples]).to(device)
     mask = map_tensor([s[2] for s in samples]).to(device)
-    return coarse_loss(net(x), disp, mask, cfg.grad_weight)
+    with _arithmetic(cfg, device):
+        pred = net(x)
+    return coarse_loss(pred.float(), disp, mask, cfg.grad_weight)
 
 
 @dataclass(frozen=True)
@@ -146,7 +157,8 @@ def _refiner_step(
     coarse = map_tensor([p for g in groups for p in g.coarse]).to(device)
     target = map_tensor([p for g in groups for p in g.target]).to(device)
     mask = map_tensor([p for g in groups for p in g.mask]).to(device)
-    pred = net(x, coarse)  # all patches of all groups in one forward pass
+    with _arithmetic(cfg, device):
+        pred = net(x, coarse).float()  # all patches of all groups in one forward pass
     loss = refiner_loss(pred, target, mask, cfg.grad_weight)
     if cfg.consistency:
         # predictions must agree everywhere on the overlaps, GT holes included
