@@ -245,3 +245,21 @@ def test_precision_is_checked_and_explicit_choices_hold():
         make_config("coarse", {"precision": "fp8"})
     assert make_config("coarse", {"precision": "bf16"}).uses_bf16("cpu")
     assert not make_config("coarse", {"precision": "fp32"}).uses_bf16("cpu")
+
+
+def test_coarse_batches_take_the_shapes_of_photos():
+    """Short side `size`, long side `size` x an aspect, landscape and portrait: how the
+    pipeline's coarse pass shows whole photos to the network."""
+    from prodepth_cli.training.loop import _batch_hw
+
+    cfg = make_config("coarse", {"size": 128, "aspects": [1.0, 1.5, 1.78]})
+    shapes = {_batch_hw(cfg, step) for step in range(200)}
+    assert shapes == {(128, 128), (128, 192), (192, 128), (128, 224), (224, 128)}
+    square = make_config("coarse", {"size": 128})
+    assert {_batch_hw(square, step) for step in range(50)} == {(128, 128)}
+
+
+@needs_data
+def test_coarse_trains_on_batches_of_several_shapes(tmp_path):
+    cfg = make_config("coarse", {**TINY["coarse"], "steps": 4, "aspects": [1.0, 2.0]})
+    assert np.isfinite(run_training(cfg, tmp_path).last_metrics["loss"])

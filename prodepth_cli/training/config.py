@@ -21,13 +21,16 @@ class TrainConfig:
     Refiner groups (GPCT): four `patch`-sized crops of one image in a 2x2 arrangement whose
     neighbours share `overlap` pixels, i.e. a region of `2 * patch - overlap` pixels. With
     `ema` (e.g. 0.999), an exponential moving average of the weights is kept beside them:
-    at a constant rate the weights wander from step to step, their average less.
+    at a constant rate the weights wander from step to step, their average less. Each coarse
+    batch has the short side `size` and a long side `size` times one of `aspects`, landscape
+    or portrait alike: the pipeline shows the network whole photos of any shape that way.
     """
 
     kind: str = "coarse"
     steps: int = 2000
     batch: int = 8  # coarse: images per step; refiner: groups of four patches per step
-    size: int = 256  # coarse training side
+    size: int = 256  # coarse training side (the short side, see `aspects`)
+    aspects: list[float] = field(default_factory=lambda: [1.0])  # coarse: long / short side
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 50

@@ -90,8 +90,19 @@ class _Data:
 def _coarse_samples(cfg: TrainConfig, pairs: list[Path], weights: np.ndarray, step: int) -> list:
     """The coarse batch of `step`: a function of (seed, step) only, so it can be built ahead."""
     rng = np.random.default_rng([cfg.seed, step])
-    hw = (cfg.size, cfg.size)
+    hw = _batch_hw(cfg, step)
     return [mixed_sample(hw, rng, pairs, weights, cfg.real_fraction) for _ in range(cfg.batch)]
+
+
+def _batch_hw(cfg: TrainConfig, step: int) -> tuple[int, int]:
+    """A coarse batch's (height, width): the short side `size`, the long side `size` times
+    one of `aspects` (a multiple of 32), landscape or portrait. Drawn from a stream of its
+    own, so that a square-only run's samples do not change."""
+    if list(cfg.aspects) == [1.0]:
+        return cfg.size, cfg.size
+    rng = np.random.default_rng([cfg.seed, step, 1])
+    long = max(cfg.size, round(cfg.size * rng.choice(cfg.aspects) / 32) * 32)
+    return (cfg.size, long) if rng.random() < 0.5 else (long, cfg.size)
 
 
 def _coarse_step(net: nn.Module, cfg: TrainConfig, samples: list, device: str) -> torch.Tensor:
