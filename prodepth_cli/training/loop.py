@@ -23,7 +23,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from prodepth_cli.errors import OptionError
 from prodepth_cli.nets import build_net
-from prodepth_cli.training.checkpoint import load_checkpoint, save_checkpoint
+from prodepth_cli.training.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    trained_weights,
+)
 from prodepth_cli.training.coarse_input import CoarsePass, simulate_coarse, target_in_frame
 from prodepth_cli.training.config import TrainConfig
 from prodepth_cli.training.gpct import Group, cut_group
@@ -193,14 +198,14 @@ def _state(
 ) -> dict[str, Any]:
     state = {
         "config": cfg.to_json(),
-        "model": net.state_dict(),
+        "model": trained_weights(net),
         "optimizer": opt.state_dict(),
         "step": step,
         "best": best,
         "history": history,
     }
     if ema is not None:
-        state["ema_model"] = ema.module.state_dict()
+        state["ema_model"] = trained_weights(ema.module)
         state["ema_count"] = int(ema.n_averaged)
     return state
 
@@ -228,11 +233,11 @@ def run_training(
         if not last.is_file():
             raise OptionError(f"--resume: no {last} to resume from")
         state = load_checkpoint(last)
-        net.load_state_dict(state["model"])
+        load_weights(net, state["model"])
         opt.load_state_dict(state["optimizer"])
         step, best, history = state["step"], state["best"], state["history"]
         if ema is not None and "ema_model" in state:  # else it starts from these weights
-            ema.module.load_state_dict(state["ema_model"])
+            load_weights(ema.module, state["ema_model"])
             ema.n_averaged.fill_(state["ema_count"])
     scored = ema.module if ema is not None else net  # validated, saved as best, exported
 
