@@ -34,6 +34,22 @@ _EPS = 1e-6
 _MAX_ASPECT = 4  # the long side of a scaled pass, in working sizes at most
 
 
+def multiple_hw(h: int, w: int, multiple: int) -> tuple[int, int]:
+    """`h` x `w` rounded to the nearest multiples of `multiple` (one at least)."""
+    h, w = (max(multiple, round(n / multiple) * multiple) for n in (h, w))
+    return h, w
+
+
+def pass_hw(h: int, w: int, side: int, multiple: int) -> tuple[int, int]:
+    """A network input for a whole `h` x `w` image (or a tile) with its short side at `side`,
+    in multiples of `multiple`: a network trained on square crops of whole images (ours;
+    Depth Anything and MiDaS resize with the short side at their size) saw each scene's short
+    side at that size. A panorama's long side stops at `_MAX_ASPECT` sides, so that its one
+    pass stays the cost of a few squares."""
+    scale = min(side / min(h, w), _MAX_ASPECT * side / max(h, w))
+    return multiple_hw(max(1, math.floor(h * scale)), max(1, math.floor(w * scale)), multiple)
+
+
 @dataclass
 class Network:
     """One ONNX network and how to feed it."""
@@ -53,8 +69,7 @@ class Network:
         """Network input size for a region of `h` x `w` pixels run at full resolution."""
         if self.spec.size is not None:
             return self.spec.size
-        m = self.spec.multiple
-        return max(m, round(h / m) * m), max(m, round(w / m) * m)
+        return multiple_hw(h, w, self.spec.multiple)
 
     def coarse_hw(self, h: int, w: int) -> tuple[int, int]:
         """Network input size for the whole `h` x `w` image at the working resolution."""
@@ -70,14 +85,9 @@ class Network:
         return self._scaled_hw(h, w, side)
 
     def _scaled_hw(self, h: int, w: int, side: int) -> tuple[int, int]:
-        """`h` x `w` scaled so that its short side is `side`: a network trained on square
-        crops of whole images (ours; Depth Anything and MiDaS resize with the short side at
-        their size) saw each scene's short side at that size. A panorama's long side stops
-        at `_MAX_ASPECT` sides, so that its one pass stays the cost of a few squares."""
         if self.spec.size is not None:
             return self.spec.size
-        scale = min(side / min(h, w), _MAX_ASPECT * side / max(h, w))
-        return self.input_hw(max(1, math.floor(h * scale)), max(1, math.floor(w * scale)))
+        return pass_hw(h, w, side, self.spec.multiple)
 
     def predict(self, rgb: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
         """Disparity for a batch of `(B, h, w, 3)` float32 RGB in [0, 1] already at the

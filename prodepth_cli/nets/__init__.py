@@ -11,6 +11,7 @@ from prodepth_cli.nets.coarse import CoarseArch, CoarseNet
 from prodepth_cli.nets.refiner import RefinerArch, RefinerNet
 
 KINDS = ("coarse", "refiner", "bokeh")
+INPUT_MULTIPLE = 32  # the depth networks downsample five times: their inputs are multiples of 32
 
 
 def build_net(kind: str, arch: dict[str, Any] | None = None) -> nn.Module:

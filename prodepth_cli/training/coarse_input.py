@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from prodepth_cli.models.runtime import pass_hw
+from prodepth_cli.nets import INPUT_MULTIPLE
 from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
 from prodepth_cli.training.tensors import image_tensor
 
@@ -103,8 +105,7 @@ class CoarsePass:
     def disparity(self, rgb: np.ndarray, device: str) -> np.ndarray:
         """The refiner's `coarse` input for `rgb`: `(H, W)`, min-max normalised to [0, 1]."""
         h, w = rgb.shape[:2]
-        scale = self.side / min(h, w)
-        sh, sw = (max(32, round(n * scale / 32) * 32) for n in (h, w))
+        sh, sw = pass_hw(h, w, self.side, INPUT_MULTIPLE)
         small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
         pred = self.net(image_tensor([small]).to(device))[0, 0].cpu().numpy()
         return minmax_frame(cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR))

@@ -17,6 +17,7 @@ from torch import nn
 
 from prodepth_cli.errors import ModelError
 from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, write_spec
+from prodepth_cli.nets import INPUT_MULTIPLE
 from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
 
 OPSET = 17
@@ -40,7 +41,7 @@ def spec_for(kind: str, working_size: int, name: str) -> ModelSpec:
         input="image",
         output="disparity",
         layout="NCHW",
-        multiple=32,
+        multiple=INPUT_MULTIPLE,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         kind="disparity",
