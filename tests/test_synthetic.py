@@ -77,3 +77,29 @@ def test_training_crops_are_never_mostly_sky():
     rng = np.random.default_rng(0)  # about 1 in 150 raw crops is mostly sky
     solid = [(mixed_sample((32, 32), rng, [], np.zeros(0), 0.0)[1] > 0).mean() for _ in range(600)]
     assert min(solid) >= MIN_SOLID
+
+
+def test_a_subject_stands_in_front_of_its_scene():
+    """A scene with a subject is the same scene with a figure painted in front: every pixel
+    it changed got nearer, and the figure covers a good part of the middle of the frame."""
+    covered = []
+    for seed in range(6):
+        plain = render_scene(seed, 96, 128, subject=False).disparity
+        posed = render_scene(seed, 96, 128, subject=True).disparity
+        changed = posed != plain
+        assert np.all(posed[changed] > plain[changed])
+        covered.append(changed[:, 32:96].mean())
+    assert np.median(covered) > 0.1
+
+
+def test_subjects_leave_the_other_scenes_as_they_were():
+    """The subject draws from its own random stream: without one, a seed renders the same
+    scene whether the subject was left out by chance or on request."""
+    for seed in range(20):
+        drawn = render_scene(seed, 48, 64)
+        plain = render_scene(seed, 48, 64, subject=False)
+        if np.array_equal(drawn.disparity, plain.disparity):
+            assert np.array_equal(drawn.rgb, plain.rgb)
+            break
+    else:
+        raise AssertionError("every one of 20 seeds drew a subject")

@@ -11,6 +11,7 @@ jitter) are applied to the image only, so the disparity stays exact.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -279,9 +280,13 @@ def _sky(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return np.broadcast_to(sky, (h, w, 3)).astype(np.float32).copy()
 
 
-def _defocus(rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Depth-dependent blur: blend of a few blur levels chosen by |disp - focus disp|."""
-    focus = float(np.quantile(disp, rng.uniform(0.2, 0.9)))
+def _defocus(
+    rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator, focus: float | None
+) -> np.ndarray:
+    """Depth-dependent blur: blend of a few blur levels chosen by |disp - focus disp|; the
+    focus is `focus` when given (a subject), else a random depth of the scene."""
+    quantile = float(np.quantile(disp, rng.uniform(0.2, 0.9)))
+    focus = quantile if focus is None else focus
     spread = np.abs(disp - focus) / max(float(disp.max()), 1e-6)
     max_sigma = rng.uniform(0.5, 3.0) * rgb.shape[1] / 512
     sigma = np.clip(spread * max_sigma * 3, 0, max_sigma)
@@ -295,8 +300,11 @@ def _defocus(rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator) -> np.
     return stack[lo, yy, xx] * (1 - frac) + stack[lo + 1, yy, xx] * frac
 
 
-def _photometric(rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Haze, defocus, colour jitter, vignetting and sensor noise; returns float32 in [0, 1]."""
+def _photometric(
+    rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator, focus: float | None = None
+) -> np.ndarray:
+    """Haze, defocus (on `focus` when given), colour jitter, vignetting and sensor noise;
+    returns float32 in [0, 1]."""
     if rng.random() < 0.5:
         depth = 1.0 / np.maximum(disp, 1e-3)
         beta = rng.uniform(0.005, 0.08)
@@ -304,7 +312,7 @@ def _photometric(rgb: np.ndarray, disp: np.ndarray, rng: np.random.Generator) ->
         haze = rng.uniform(0.6, 1.0, 3).astype(np.float32)
         rgb = rgb * t + haze * (1 - t)
     if rng.random() < 0.6:
-        rgb = _defocus(rgb.astype(np.float32), disp, rng)
+        rgb = _defocus(rgb.astype(np.float32), disp, rng, focus)
     gains = rng.uniform(0.8, 1.2, 3)
     rgb = np.clip(rgb * gains * rng.uniform(0.7, 1.3), 0, 1) ** rng.uniform(0.7, 1.4)
     gray = rgb.mean(-1, keepdims=True)
@@ -447,6 +455,67 @@ def _open(sc: _Scene) -> None:
     _poles(sc, 1.5, 30.0, int(rng.integers(0, 6)))
 
 
+SUBJECT_FRACTION = 0.35  # of the scenes that get a subject in front (see `_subject`)
+
+
+def _blob(
+    shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float], rng
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An irregular rounded outline around `centre` (u, v) with `radii` (px): an ellipse whose
+    radius wobbles with a few harmonics of the angle. Returns rho (0 at the centre, 1 on the
+    outline, > 1 outside) and the unit offsets (du, dv) for a bulging normal."""
+    h, w = shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    du, dv = (u - centre[0]) / radii[0], (v - centre[1]) / radii[1]
+    angle = np.arctan2(dv, du)
+    wobble = np.ones_like(angle)
+    for k in range(2, 6):
+        wobble += rng.uniform(0, 0.15) / np.sqrt(k) * np.cos(k * angle + rng.uniform(0, 2 * np.pi))
+    return np.hypot(du, dv) / wobble, du, dv
+
+
+def _subject(sc: _Scene) -> float:
+    """A photograph's subject: an irregular rounded figure (one to three blobs stacked, like
+    a body and head, a vase, an animal) standing on the support plane in front of what the
+    layout painted, near the middle of the frame, textured and shaded as a bulging surface.
+    Returns its disparity (the focus of a shallow depth of field)."""
+    cv, rng = sc.cv, sc.rng
+    h, w = cv.disp.shape
+    f, cx, cy = sc.intr
+    behind = cv.disp[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+    solid = behind[behind > 0]
+    z_behind = float(np.median(1.0 / solid)) if solid.size else 50.0
+    z = max(0.3, z_behind * rng.uniform(0.1, 0.6))
+    ground = np.array([rng.uniform(-0.25, 0.25) * z * w / f, sc.cam_h, z]) @ sc.rot
+    scale = f / ground[2]  # pixels per metre at the subject
+    foot_u, foot_v = f * ground[0] / ground[2] + cx, f * ground[1] / ground[2] + cy
+    tall = rng.uniform(0.35, 1.1) * h  # pixels; a portrait may run out of the frame
+    width = tall * rng.uniform(0.25, 0.8)
+    tex, tex_scale = sc.tex(), rng.uniform(100, 400)
+    ambient, tint = rng.uniform(0.2, 0.5), rng.uniform(0.6, 1.2, 3).astype(np.float32)
+    parts = int(rng.integers(1, 4))
+    top = foot_v
+    for i in range(parts):
+        part_h = tall * (rng.uniform(0.45, 0.7) if i == 0 else rng.uniform(0.15, 0.35))
+        part_w = width * (1.0 if i == 0 else rng.uniform(0.35, 0.8))
+        centre = (foot_u + rng.uniform(-0.15, 0.15) * width, top - part_h / 2)
+        top -= part_h * rng.uniform(0.75, 0.95)  # parts overlap a little
+        rho, du, dv = _blob((h, w), centre, (part_w / 2, part_h / 2), rng)
+        hit = rho < 1
+        if not hit.any():
+            continue
+        bulge = np.sqrt(np.clip(1 - rho * rho, 0, 1))
+        depth = ground[2] - bulge * (part_w / 2 / scale) * rng.uniform(0.5, 1.0)
+        disp = np.where(hit, 1.0 / np.maximum(depth, 0.05), 0).astype(np.float32)
+        normal = np.stack([du, dv, -np.maximum(bulge, 0.05)], -1)
+        normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+        v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+        colour = _sample_texture(tex, u / scale + 100.0, v / scale + 100.0, tex_scale) * tint
+        shade = _lambert(normal @ sc.rot.T, sc.light, ambient)[..., None]
+        cv.paint(disp, np.clip(colour * shade, 0, 1).astype(np.float32), hit, (0, h, 0, w))
+    return 1.0 / ground[2]
+
+
 # name: (layout, its probability, the camera height range above its support plane in metres)
 LAYOUTS = {
     "room": (_indoor, 0.3, (1.0, 2.0)),
@@ -456,12 +525,16 @@ LAYOUTS = {
 }
 
 
-def render_scene(seed: int, height: int, width: int, layout: str | None = None) -> SyntheticSample:
+def render_scene(
+    seed: int, height: int, width: int, layout: str | None = None, subject: bool | None = None
+) -> SyntheticSample:
     """Render the scene of `seed` at `(height, width)` pixels; same seed -> identical arrays.
 
     One of four layouts (`LAYOUTS`; drawn from the seed unless `layout` names one), each
     with its own camera height and object sizes, so that object size, ground contact and
-    perspective relate the way they do in photographs.
+    perspective relate the way they do in photographs. A `SUBJECT_FRACTION` of the scenes
+    (or as `subject` says) get a subject in front, most of them in focus; it draws from a
+    random stream of its own, so the scenes without one are what they were before it.
     """
     rng = np.random.default_rng(seed)
     f = width * rng.uniform(0.6, 1.5)
@@ -481,6 +554,11 @@ def render_scene(seed: int, height: int, width: int, layout: str | None = None) 
     sc = _Scene(cv, rng, texture_bank(), light, (f, cx, cy), rot, rng.uniform(lo, hi))
     sc.plane(UP, np.array([0, sc.cam_h, 0]))  # the ground, floor or table top
     paint(sc)
-    rgb = _photometric(cv.rgb, cv.disp, rng)
+    focus = None
+    sub_rng = np.random.default_rng([seed, 1])
+    if subject if subject is not None else sub_rng.random() < SUBJECT_FRACTION:
+        subject_disp = _subject(dataclasses.replace(sc, rng=sub_rng))
+        focus = subject_disp if sub_rng.random() < 0.7 else None
+    rgb = _photometric(cv.rgb, cv.disp, rng, focus)
     valid = np.isfinite(cv.disp)
     return SyntheticSample(rgb, cv.disp.astype(np.float32), valid)
