@@ -152,3 +152,22 @@ def test_large_images_render_in_tiles_as_they_would_whole():
     tiled = render_tiled(render_bokeh, rgb, coc, tile=256)
     diff = np.abs(tiled - whole)
     assert diff.mean() < 1e-4 and diff.max() < 5 / 255
+
+
+def _ground(h: int = 120, w: int = 160) -> np.ndarray:
+    """A ground plane's disparity: affine in the row, nearest at the bottom."""
+    return np.repeat(np.linspace(0.5, 6.0, h, dtype=np.float32)[:, None], w, axis=1)
+
+
+def test_default_focus_is_the_subject_standing_on_the_ground_not_the_ground():
+    """The bottom rows of the ground are the nearest thing in the frame; the subject stands
+    on the ground further back, nearer than the ground behind it (issue 14: the focus went
+    to the floor)."""
+    disparity = _ground()
+    disparity[30:80, 60:100] = 3.5  # nearer than its rows (0.5 .. 3.7), farther than the bottom
+    assert default_focus(disparity) == pytest.approx(3.5)
+
+
+def test_default_focus_without_a_subject_is_the_nearest_large_region():
+    """Nothing stands out from its rows on a bare ground plane: the nearest region wins."""
+    assert default_focus(_ground()) > 5.5

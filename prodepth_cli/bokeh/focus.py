@@ -13,6 +13,8 @@ from prodepth_cli.errors import OptionError
 
 _WINDOW = 0.02  # half-size of the window around a focus pixel, as a fraction of the long side
 _SUBJECT_MIN_AREA = 0.03  # a "large region" covers at least this fraction of the frame
+_STANDS_OUT = 0.08  # nearer than its rows' median by this fraction of the map's range
+_CENTRE = 0.3  # the centre weighting's spread, as a fraction of the frame's sides
 _WORK_SIDE = 256  # the default-subject search runs on a map this size
 
 
@@ -41,12 +43,26 @@ def focus_at_point(disparity: np.ndarray, x: int, y: int) -> float:
 
 
 def default_focus(disparity: np.ndarray) -> float:
-    """The main subject's disparity: the nearest region covering >= 3 % of the frame.
+    """The main subject's disparity: what stands out from the scene's layout, near the centre.
 
-    Thresholds the map at ever lower disparities (nearest 5 %, 10 %, ... of the pixels) and
-    takes the first threshold at which one connected region is large; falls back to the
-    centre of the frame when none is.
+    The nearest thing in most photographs is the ground at the bottom of the frame, and a
+    photographer focuses on the subject standing on it. So the subject is sought as a region
+    nearer than the typical depth of its own rows (the floor, the road, the back wall at that
+    height) by `_STANDS_OUT` of the map's range, scored by how much and how widely it stands
+    out and how near the centre it lies. Without one (a landscape), the nearest region
+    covering >= 3 % of the frame, then the centre of the frame.
     """
+    small = _working_map(disparity)
+    for find in (_standing_out, _nearest_large):
+        found = find(small)
+        if found is not None:
+            return found
+    h, w = disparity.shape
+    return focus_at_point(disparity, w // 2, h // 2)
+
+
+def _working_map(disparity: np.ndarray) -> np.ndarray:
+    """The map at `_WORK_SIDE`, finite, median-filtered (a lone pixel is never a subject)."""
     h, w = disparity.shape
     scale = min(1.0, _WORK_SIDE / max(h, w))
     small = cv2.resize(
@@ -54,7 +70,30 @@ def default_focus(disparity: np.ndarray) -> float:
         (max(1, round(w * scale)), max(1, round(h * scale))),
         interpolation=cv2.INTER_AREA,
     )
-    small = cv2.medianBlur(small, 5) if min(small.shape) >= 5 else small
+    return cv2.medianBlur(small, 5) if min(small.shape) >= 5 else small
+
+
+def _standing_out(small: np.ndarray) -> float | None:
+    """The median disparity of the region standing out most (see `default_focus`)."""
+    lo, hi = np.percentile(small, [2, 98])
+    residual = (small - np.median(small, axis=1, keepdims=True)) / max(float(hi - lo), 1e-12)
+    mask = (residual > _STANDS_OUT).astype(np.uint8)
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    sh, sw = small.shape
+    best, best_score = None, 0.0
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] < _SUBJECT_MIN_AREA * small.size:
+            continue
+        dx, dy = centres[i][0] / sw - 0.5, centres[i][1] / sh - 0.5
+        score = residual[labels == i].sum() * np.exp(-(dx * dx + dy * dy) / (2 * _CENTRE**2))
+        if score > best_score:
+            best, best_score = i, score
+    return None if best is None else float(np.median(small[labels == best]))
+
+
+def _nearest_large(small: np.ndarray) -> float | None:
+    """Thresholds the map at ever lower disparities (nearest 5 %, 10 %, ... of the pixels)
+    and takes the first threshold at which one connected region is large."""
     area = small.size * _SUBJECT_MIN_AREA
     for share in (5, 10, 15, 20, 30, 40):
         mask = (small >= np.percentile(small, 100 - share)).astype(np.uint8)
@@ -63,7 +102,7 @@ def default_focus(disparity: np.ndarray) -> float:
             best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
             if stats[best, cv2.CC_STAT_AREA] >= area:
                 return float(np.median(small[labels == best]))
-    return focus_at_point(disparity, w // 2, h // 2)
+    return None
 
 
 def _dominant_mode(values: np.ndarray) -> float:

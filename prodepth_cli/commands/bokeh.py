@@ -75,7 +75,7 @@ def bokeh(
         str | None,
         typer.Option(
             help="Focus on the surface at this pixel, X,Y (robust to a pixel on an edge). "
-            "Default: the main subject (nearest large region).",
+            "Default: the main subject (what stands out from its rows' depth, near the centre).",
             show_default=False,
         ),
     ] = None,
