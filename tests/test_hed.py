@@ -9,6 +9,11 @@ import torch
 
 from prodepth_cli.nets import build_net
 from prodepth_cli.nets.hed import VGG_STAGES, load_hed_trunk
+from prodepth_cli.training.checkpoint import save_checkpoint, trained_weights
+from prodepth_cli.training.config import make_config
+from prodepth_cli.training.export import export_checkpoint
+from prodepth_cli.video.coarse_weights import check_parity, coarse_net_from_onnx
+from prodepth_cli.video.nets import VideoDepthNet
 
 
 def _keras_weights(path, stages: int = 4):
@@ -50,3 +55,28 @@ def test_only_the_decoder_trains_and_the_contract_holds(tmp_path):
     trunk = list(net.trunk.parameters())
     assert trunk and all(p.grad is None and not p.requires_grad for p in trunk)
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_an_exported_hed_network_is_rebuilt_for_video_without_the_weights_file(tmp_path):
+    """`prodepth video` grows its depth net from the shipped coarse ONNX file: a HED-trunk
+    network must come back from the file alone (the trunk's .h5 is not installed with the
+    package), its architecture from the spec, and agree with onnxruntime."""
+    weights = _keras_weights(tmp_path / "hed.weights.h5", stages=2)
+    arch = {"start": "hed", "weights": str(weights), "stages": 2}
+    net = build_net("coarse", arch)
+    with (
+        torch.no_grad()
+    ):  # decoder weights unlike a fresh network's, so that parity means something
+        for p in net.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    cfg = make_config("coarse", {"arch": arch, "size": 64})
+    state = {"config": cfg.to_json(), "model": trained_weights(net), "step": 1}
+    save_checkpoint(tmp_path / "hed.pt", state)
+    onnx_path = export_checkpoint(tmp_path / "hed.pt", tmp_path / "hed.onnx").onnx_path
+    weights.unlink()  # the ONNX file holds the trunk too
+
+    rebuilt = coarse_net_from_onnx(onnx_path)
+    assert check_parity(rebuilt, onnx_path, (64, 96)) < 1e-3
+    levels = VideoDepthNet(rebuilt)(torch.rand(1, 3, 64, 96))
+    assert [tuple(d.shape[-2:]) for d in levels] == [(64, 96)]  # two stages: one decoder level

@@ -40,11 +40,14 @@ class CoarseNet(nn.Module):
         self.ups = nn.ModuleList(ups)
         self.head = nn.Conv2d(a.decoder, 1, 3, 1, 1)
 
+    def stem(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The deepest features and the skips, finest first, that `ups` decode."""
+        feats = self.encoder(torch.cat([image, coordinate_channels(image)], 1))
+        return feats[-1], feats[:-1]
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([image, coordinate_channels(image)], 1)
-        feats = self.encoder(x)
-        y = feats[-1]
-        for up, skip in zip(self.ups, reversed(feats[:-1]), strict=True):
+        y, skips = self.stem(image)
+        for up, skip in zip(self.ups, reversed(skips), strict=True):
             y = up(y, skip)
         # predicted at stride 2: the coarse pass is upsampled to full resolution anyway
         y = self.head(y)

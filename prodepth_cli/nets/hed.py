@@ -97,14 +97,18 @@ class HEDCoarse(nn.Module):
         self.ups = nn.ModuleList(ups)
         self.head = nn.Conv2d(prev, 1, 3, 1, 1)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def stem(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The deepest features and the skips, finest first, that `ups` decode."""
         rgb255 = (image * self.std + self.mean) * 255.0
         bgr = rgb255.flip(1) - self.caffe
         with torch.no_grad():
             feats = self.trunk(bgr)
         feats = [r(f) for r, f in zip(self.reduce, feats, strict=True)]
-        y = feats[-1]
-        y = self.deepest(torch.cat([y, coordinate_channels(y)], 1))
-        for up, skip in zip(self.ups, reversed(feats[:-1]), strict=True):
+        y = self.deepest(torch.cat([feats[-1], coordinate_channels(feats[-1])], 1))
+        return y, feats[:-1]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        y, skips = self.stem(image)
+        for up, skip in zip(self.ups, reversed(skips), strict=True):
             y = up(y, skip)
         return self.head(y)

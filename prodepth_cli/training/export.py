@@ -151,6 +151,8 @@ def export_checkpoint(
             "opset": OPSET,
             "fp16": fp16,
             "parity_max_abs_diff": diff,
+            # what to rebuild it as in torch (`prodepth video`): the weights are all here
+            "arch": {k: v for k, v in (cfg.get("arch") or {}).items() if k != "weights"},
         }
     )
     return ExportResult(onnx_path, write_spec(spec, onnx_path), diff, kind)

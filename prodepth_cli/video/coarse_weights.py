@@ -1,10 +1,13 @@
 """Our default coarse network, rebuilt in torch from the shipped ONNX file.
 
 Only `models/prodepth-coarse.onnx` ships (its torch checkpoint stays in the training run
-folder, which is not distributed). The exporter folded each batch norm into the convolution
-before it, so the fused weights go back into the convolutions and the batch norms become the
-identity plus the fused bias. Convolutions appear in the graph in the order the modules run,
-which is the order `CoarseNet` registers them; the parity check proves the mapping.
+folder, which is not distributed). Its JSON spec names the architecture (`extra.arch`, as
+trained; none: the default `CoarseNet`), built without any pretrained weights of its own:
+the ONNX file holds them all, a frozen HED trunk's too. The exporter folded each batch norm
+into the convolution before it, so the fused weights go back into the convolutions and the
+batch norms become the identity plus the fused bias. Convolutions appear in the graph in the
+order the modules run, which is the order our coarse networks register them; the parity
+check proves the mapping.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from torch import nn
 
 from prodepth_cli.errors import ModelError
 from prodepth_cli.models.runtime import MODELS_DIR
-from prodepth_cli.nets.coarse import CoarseNet
+from prodepth_cli.models.spec import sidecar_spec
+from prodepth_cli.nets import build_net
 from prodepth_cli.training.export import COARSE_MODEL_FILE
 
 PARITY_TOLERANCE = 1e-3  # float32 torch vs onnxruntime on the same graph: ~1e-5 in practice
@@ -28,8 +32,9 @@ def default_coarse_onnx() -> Path:
     return MODELS_DIR / COARSE_MODEL_FILE
 
 
-def coarse_net_from_onnx(path: str | Path) -> CoarseNet:
-    """A `CoarseNet` (default architecture) carrying the weights of the ONNX file at `path`."""
+def coarse_net_from_onnx(path: str | Path) -> nn.Module:
+    """The coarse network of the ONNX file at `path` (architecture from its spec), carrying
+    the file's weights."""
     import onnx
     from onnx import numpy_helper
 
@@ -39,7 +44,11 @@ def coarse_net_from_onnx(path: str | Path) -> CoarseNet:
         raise ModelError(f"{path}: cannot read the coarse network ({exc})") from None
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv"]
-    net = CoarseNet()
+    arch = dict(sidecar_spec(Path(path)).get("extra", {}).get("arch") or {})
+    try:
+        net = build_net("coarse", arch, pretrained=False)
+    except (TypeError, ValueError, ModelError) as exc:
+        raise ModelError(f"{path}: cannot rebuild its architecture {arch} ({exc})") from None
     targets = _conv_slots(net)
     if len(convs) != len(targets):
         raise ModelError(
@@ -50,18 +59,18 @@ def coarse_net_from_onnx(path: str | Path) -> CoarseNet:
             weight, bias = tensors[node.input[1]], tensors[node.input[2]]
             if tuple(weight.shape) != tuple(conv.weight.shape):
                 raise ModelError(f"{path}: weights do not fit the coarse network")
-            conv.weight.copy_(torch.from_numpy(np.array(weight)))
+            conv.weight.copy_(torch.from_numpy(np.array(weight, np.float32)))
             if bn is None:
-                conv.bias.copy_(torch.from_numpy(np.array(bias)))
+                conv.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
             else:
                 bn.weight.fill_(1.0)
-                bn.bias.copy_(torch.from_numpy(np.array(bias)))
+                bn.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
                 bn.running_mean.zero_()
                 bn.running_var.fill_(1.0 - bn.eps)
     return net.eval()
 
 
-def check_parity(net: CoarseNet, path: str | Path, hw: tuple[int, int] = (128, 416)) -> float:
+def check_parity(net: nn.Module, path: str | Path, hw: tuple[int, int] = (128, 416)) -> float:
     """Largest |torch - onnxruntime| on a random input; ModelError above the tolerance."""
     import onnxruntime as ort
 

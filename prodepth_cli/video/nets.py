@@ -8,12 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD
-from prodepth_cli.nets.blocks import coordinate_channels
-from prodepth_cli.nets.coarse import CoarseNet
 
 # monodepth2's depth range: sigmoid s -> disparity 1/MAX_DEPTH + (1/MIN_DEPTH - 1/MAX_DEPTH) s
 MIN_DEPTH, MAX_DEPTH = 0.1, 100.0
-SCALES = 4  # decoder outputs at strides 2, 4, 8, 16; scale 0 is the finest
+SCALES = 4  # decoder outputs used, at most; scale 0 is the finest
 # Initial depth range the coarse net's relative disparity is mapped onto (arbitrary units:
 # monocular fitting fixes depth only up to scale, the pose net's translations follow it).
 _INIT_FAR, _INIT_NEAR = 40.0, 2.0
@@ -32,17 +30,19 @@ def _depth_to_logit(depth: float) -> float:
 
 
 class VideoDepthNet(nn.Module):
-    """`image` `(B, 3, H, W)` RGB in [0, 1] -> list of SCALES sigmoid disparities
-    `(B, 1, H/2**(s+1), W/2**(s+1))`, finest first (larger = nearer).
+    """`image` `(B, 3, H, W)` RGB in [0, 1] -> up to SCALES sigmoid disparities `(B, 1, h, w)`
+    at the decoder's levels, finest first (larger = nearer): strides 2, 4, 8, 16 for a
+    `CoarseNet`, 1, 2, 4 for a `HEDCoarse` (the fit compares each at full resolution).
 
-    The coarse network's encoder-decoder and head are reused as they are; the head runs on
+    The coarse network's encoder-decoder and head (its `stem`, `ups` and `head`: either
+    network) are reused as they are; the head runs on
     every decoder level, so each scale starts from the pretrained prediction. A learnt
     scale and shift map the coarse net's affine-invariant output onto sigmoid logits.
     Batch norms keep the pretrained statistics: a batch of 2-4 frames of one clip would give
     noisy ones.
     """
 
-    def __init__(self, coarse: CoarseNet) -> None:
+    def __init__(self, coarse: nn.Module) -> None:
         super().__init__()
         self.coarse = coarse
         for m in coarse.modules():  # zero padding darkens the frame's edge: repeat it instead
@@ -64,9 +64,8 @@ class VideoDepthNet(nn.Module):
         """The coarse head's raw output on each decoder level, finest first."""
         x = (image - self.mean) / self.std
         net = self.coarse
-        feats = net.encoder(torch.cat([x, coordinate_channels(x)], 1))
-        y, levels = feats[-1], []
-        for up, skip in zip(net.ups, reversed(feats[:-1]), strict=True):
+        (y, skips), levels = net.stem(x), []
+        for up, skip in zip(net.ups, reversed(skips), strict=True):
             y = up(y, skip)
             levels.append(net.head(y))
         return levels[::-1][:SCALES]
