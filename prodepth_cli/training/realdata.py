@@ -9,6 +9,7 @@ Never reads `gt/` or `sequences/kitti_*`: those are for evaluation only.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from prodepth_cli.training.bfm import bias_free_mask
 TRAIN_ROOT = SHARED_DATA / "train"
 SEVEN_SCENES = ("7scenes_tsdfpy", "7scenes_tsdf", "3dmatch_demo")
 UNREGISTERED = SEVEN_SCENES + ("nyu_raw_sample",)  # wider masked border
-SEVEN_SCENES_WEIGHT = 0.25  # one sequence dominates the folder: sample it less
 
 
 @dataclass(frozen=True)
@@ -117,18 +117,29 @@ def split_pairs(pairs: list[Path], every: int = 10) -> tuple[list[Path], list[Pa
 
 
 def sampling_weights(pairs: list[Path]) -> np.ndarray:
-    """Per-pair probabilities: sources balanced by 1/sqrt(size), 7-Scenes further down."""
-    counts: dict[str, int] = {}
-    for p in pairs:
-        counts[p.parent.name] = counts.get(p.parent.name, 0) + 1
+    """Per-pair probabilities that balance scenes, not files: a source's share grows with
+    the square root of its distinct scenes, shared equally by its scenes, and a scene's by
+    its pairs. 17 frames of one capture (a shelf bin, one office) are one scene, and the 21
+    Middlebury scenes 21: by files the shelf bin alone drew 14 % of the real samples."""
+    scenes = [(p.parent.name, _scene_of(p)) for p in pairs]
+    per_scene = {key: scenes.count(key) for key in set(scenes)}
+    per_source: dict[str, int] = {}
+    for source, _ in per_scene:
+        per_source[source] = per_source.get(source, 0) + 1
     w = np.array(
-        [
-            (SEVEN_SCENES_WEIGHT if p.parent.name in SEVEN_SCENES else 1.0)
-            / np.sqrt(counts[p.parent.name])
-            for p in pairs
-        ]
+        [np.sqrt(per_source[src]) / per_source[src] / per_scene[(src, sc)] for src, sc in scenes]
     )
     return w / w.sum()
+
+
+def _scene_of(pair_dir: Path) -> str:
+    """The scene a pair shows: the folder its image came from in its repository (the frames
+    of one sequence share one), as its meta.json records; else the pair's own folder."""
+    try:
+        source = json.loads((pair_dir / "meta.json").read_text()).get("rgb_src")
+    except (OSError, ValueError):
+        source = None
+    return str(Path(source).parent) if source else pair_dir.name
 
 
 @functools.lru_cache(maxsize=256)
