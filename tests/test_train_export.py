@@ -285,3 +285,40 @@ def test_checkpoints_leave_out_frozen_weights_and_load_back():
         torch.testing.assert_close(fresh.eval()(x), net.eval()(x))
     with pytest.raises(ModelError, match="missing"):
         load_weights(build_net("coarse"), saved)  # nothing frozen: the trunk is missing
+
+
+def test_kill_stops_a_run_after_its_step_with_last_saved_and_no_workers_left(tmp_path):
+    """A background run ignores Ctrl-C, so `kill` (SIGTERM) is how it is stopped: the step
+    in progress ends, last.pt is saved, the command says `interrupted` and exits 130, and
+    its batch-building workers do not outlive it (they used to, holding gigabytes)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "tiny.json"
+    tiny = {**TINY["coarse"], "size": 32, "val_every": 3, "workers": 1, "real_fraction": 0}
+    config.write_text(json.dumps({k: v for k, v in tiny.items() if k != "steps"}))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "prodepth_cli", "train", "coarse", "-o", str(out)]
+    cmd += ["--config", str(config), "--steps", "100000"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no checkpoint within two minutes"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    assert proc.stderr.read().strip().splitlines()[-1] == "prodepth: error: interrupted"
+    assert torch.load(out / "last.pt", weights_only=False)["step"] >= 3
+    deadline = time.monotonic() + 10
+    while True:  # the run's process group empties once its helpers see it gone
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "processes of the killed run are still alive"
+        time.sleep(0.1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -73,11 +76,13 @@ def train(
     if coarse_checkpoint:
         overrides["coarse_checkpoint"] = str(coarse_checkpoint)
     cfg = make_config(network.lower(), overrides)
-    with progress_bar(quiet) as bar:
+    with progress_bar(quiet) as bar, _kill_ends_the_step() as killed:
         task = bar.add_task(f"train {cfg.kind}", total=cfg.steps)
 
         def on_step(step: int, loss: float) -> None:
             bar.update(task, completed=step, description=f"train {cfg.kind} loss {loss:.4f}")
+            if killed:
+                raise KeyboardInterrupt  # the loop saves last.pt and closes its workers
 
         def on_val(step: int, metrics: dict[str, float]) -> None:
             if json_out:
@@ -103,6 +108,20 @@ def train(
                 "out": str(result.out_dir),
             }
         )
+
+
+@contextlib.contextmanager
+def _kill_ends_the_step() -> Iterator[list[int]]:
+    """`kill` (SIGTERM) stops a run as Ctrl-C does, after the step in progress: last.pt is
+    saved and the batch-building workers are shut down. A run started in the background by
+    a script ignores Ctrl-C, and a plain kill used to leave its workers behind, holding
+    gigabytes. Yields the list the signal appends to (empty: keep going)."""
+    killed: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: killed.append(signum))
+    try:
+        yield killed
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _train_bokeh(
