@@ -180,6 +180,37 @@ def test_export_fp16_keeps_float32_io(runs, tmp_path):
     assert sess.get_inputs()[0].type == "tensor(float)"
 
 
+@pytest.mark.parametrize("gain", [1.0, 200.0])
+def test_a_half_precision_export_is_judged_on_its_output_range(tmp_path, gain):
+    """Disparity's scale is arbitrary: a coarse network answering over a span of tens (as the
+    HED-trunk one does) keeps fp16's three digits of it, and must export and be rebuilt for
+    video as one answering over a span of one does."""
+    from prodepth_cli.nets import build_net
+    from prodepth_cli.training.checkpoint import save_checkpoint, trained_weights
+    from prodepth_cli.video.coarse_weights import check_parity, coarse_net_from_onnx
+
+    torch.manual_seed(0)
+    net = build_net("coarse")
+    head = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.02)  # weights unlike a fresh network's
+        head.weight.mul_(gain)
+        head.bias.mul_(gain)
+    cfg = make_config("coarse", {"size": 64})
+    save_checkpoint(
+        tmp_path / "c.pt", {"config": cfg.to_json(), "model": trained_weights(net), "step": 1}
+    )
+
+    result = export_checkpoint(tmp_path / "c.pt", tmp_path / "c16.onnx", fp16=True)
+    rebuilt = coarse_net_from_onnx(result.onnx_path)
+    check_parity(rebuilt, result.onnx_path, (64, 96))  # raises above the tolerance
+    with torch.no_grad():
+        span = float(np.ptp(net.eval()(torch.randn(1, 3, 64, 96)).numpy()))
+    assert gain == 1 or span > 20  # the large gain really spans tens
+    assert result.max_abs_diff < 1e-2 * max(span, 1.0)
+
+
 def test_refiner_starts_as_identity_of_coarse():
     """A fresh refiner returns its coarse input: training starts from 'trust the coarse'."""
     from prodepth_cli.nets import build_net

@@ -22,11 +22,7 @@ from prodepth_cli.errors import ModelError
 from prodepth_cli.models.runtime import MODELS_DIR
 from prodepth_cli.models.spec import sidecar_spec
 from prodepth_cli.nets import build_net
-from prodepth_cli.training.export import COARSE_MODEL_FILE
-
-# torch (float32) vs onnxruntime on the same graph: ~1e-5 in practice for a float32 export;
-# a --fp16 export computes in half precision (its export tolerance, training/export.py)
-PARITY_TOLERANCE = {False: 1e-3, True: 2e-2}
+from prodepth_cli.training.export import COARSE_MODEL_FILE, parity_ok
 
 
 def default_coarse_onnx() -> Path:
@@ -73,8 +69,8 @@ def coarse_net_from_onnx(path: str | Path) -> nn.Module:
 
 
 def check_parity(net: nn.Module, path: str | Path, hw: tuple[int, int] = (128, 416)) -> float:
-    """Largest |torch - onnxruntime| on a random input; ModelError above the tolerance of
-    the file's precision (its spec's `extra.fp16`)."""
+    """Largest |torch - onnxruntime| on a random input; ModelError above the export's
+    tolerance for the file's precision (its spec's `extra.fp16`)."""
     import onnxruntime as ort
 
     x = np.random.default_rng(0).standard_normal((1, 3, *hw)).astype(np.float32)
@@ -83,7 +79,8 @@ def check_parity(net: nn.Module, path: str | Path, hw: tuple[int, int] = (128, 4
     with torch.no_grad():
         out = net.eval()(torch.from_numpy(x)).numpy()
     diff = float(np.abs(out - ref).max())
-    if diff > PARITY_TOLERANCE[bool(sidecar_spec(Path(path)).get("extra", {}).get("fp16"))]:
+    fp16 = bool(sidecar_spec(Path(path)).get("extra", {}).get("fp16"))
+    if not parity_ok(diff, float(ref.max() - ref.min()), fp16):
         raise ModelError(f"{path}: rebuilt coarse network differs from the ONNX file by {diff}")
     return diff
 
