@@ -1,7 +1,9 @@
-"""`prodepth models`: the catalog (list, pull, rm) and any model's spec and providers (show)."""
+"""`prodepth models`: the catalog (list, pull, rm), any model's spec and providers (show), and
+ensembles of models (ensemble)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,7 +27,8 @@ from prodepth_cli.models.catalog import CatalogModel
 from prodepth_cli.models.runtime import MODELS_DIR, default_model_path
 
 app = typer.Typer(
-    help="Depth models: the catalog of public models (list, pull, rm) and any model's spec.",
+    help="Depth models: the catalog of public models (list, pull, rm), any model's spec, "
+    "ensembles.",
     rich_markup_mode="markdown",
     no_args_is_help=True,
 )
@@ -160,6 +163,39 @@ def show(
         )
     if not json_out:
         Console().print(table)
+
+
+@app.command("ensemble")
+@guarded
+def ensemble(
+    members: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more ONNX depth models sharing a spec.", show_default=False),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx to write.")],
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Merge models into one: each member's map standardised per image, then averaged
+    (networks trained apart make different mistakes). The result is checked against the
+    members run one by one; its spec is theirs."""
+    from prodepth_cli.models.ensemble import ensemble_models
+
+    result = ensemble_models(members, output)
+    say(
+        f"wrote {result.onnx_path} and {result.spec_path} ({len(members)} members); "
+        f"max |ensemble - members| = {result.max_abs_diff:.2e}",
+        quiet or json_out,
+    )
+    if json_out:
+        emit_json(
+            {
+                "onnx": str(result.onnx_path),
+                "spec": str(result.spec_path),
+                "members": [str(m) for m in members],
+                "max_abs_diff": result.max_abs_diff,
+            }
+        )
 
 
 def _pick(name: str, variant: str | None) -> CatalogModel:

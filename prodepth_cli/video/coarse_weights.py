@@ -7,7 +7,8 @@ the ONNX file holds them all, a frozen HED trunk's too. The exporter folded each
 into the convolution before it, so the fused weights go back into the convolutions and the
 batch norms become the identity plus the fused bias. Convolutions appear in the graph in the
 order the modules run, which is the order our coarse networks register them; the parity
-check proves the mapping.
+check proves the mapping. From an ensemble of coarse networks (`models/ensemble.py`) the
+first member is rebuilt, checked against its own output in the ensemble's graph.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def coarse_net_from_onnx(path: str | Path) -> nn.Module:
     except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
         raise ModelError(f"{path}: cannot read the coarse network ({exc})") from None
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    convs = [n for n in graph.node if n.op_type == "Conv"]
-    arch = dict(sidecar_spec(Path(path)).get("extra", {}).get("arch") or {})
+    extra, prefix = _member(Path(path))
+    convs = [n for n in graph.node if n.op_type == "Conv" and n.input[1].startswith(prefix)]
+    arch = dict(extra.get("arch") or {})
     try:
         net = build_net("coarse", arch, pretrained=False)
     except (TypeError, ValueError, ModelError) as exc:
@@ -75,14 +77,26 @@ def check_parity(net: nn.Module, path: str | Path, hw: tuple[int, int] = (128, 4
 
     x = np.random.default_rng(0).standard_normal((1, 3, *hw)).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (ref,) = session.run(None, {session.get_inputs()[0].name: x})
+    extra, prefix = _member(Path(path))
+    output = prefix + session.get_outputs()[0].name
+    (ref,) = session.run([output], {session.get_inputs()[0].name: x})
     with torch.no_grad():
         out = net.eval()(torch.from_numpy(x)).numpy()
     diff = float(np.abs(out - ref).max())
-    fp16 = bool(sidecar_spec(Path(path)).get("extra", {}).get("fp16"))
+    fp16 = bool(extra.get("fp16"))
     if not parity_ok(diff, float(ref.max() - ref.min()), fp16):
         raise ModelError(f"{path}: rebuilt coarse network differs from the ONNX file by {diff}")
     return diff
+
+
+def _member(path: Path) -> tuple[dict, str]:
+    """The spec extras of the network to rebuild and the prefix of its graph's names: the
+    file's own network ("" prefix), or an ensemble's first member (`models/ensemble.py`:
+    "m0_"), the scratch network the video fit was built on; a pretrained VGG trunk would make
+    every step of the fit several times slower."""
+    extra = sidecar_spec(path).get("extra", {})
+    members = extra.get("members")
+    return (members[0], "m0_") if members else (extra, "")
 
 
 def _conv_slots(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
