@@ -109,11 +109,34 @@ def test_the_refiners_coarse_input_is_the_coarse_pass_at_its_training_size():
     assert np.all(np.diff(coarse[0]) >= 0)  # the network's left-to-right ramp, upsampled
 
 
+def test_an_onnx_coarse_model_gives_the_refiner_its_map_of_the_image(tmp_path):
+    """An ONNX coarse model's input to the refiner is that model's map of the whole image, in
+    the [0, 1] frame: for a pointwise model on a smooth photo-like image, the model applied to
+    each pixel, up to the coarse pass's downsampling (1 % of the frame)."""
+    from prodepth_cli.training.coarse_input import OnnxCoarsePass, minmax_frame
+    from tests.conftest import scene_image
+    from tests.onnx_models import pointwise_model
+
+    path = pointwise_model(tmp_path / "p.onnx", {"multiple": 1, "working_size": 96})
+    rgb = scene_image(192, 256).astype(np.float32) / 255
+    coarse = CoarsePass.load(path, "cpu").disparity(rgb, "cpu")
+    assert isinstance(CoarsePass.load(path, "cpu"), OnnxCoarsePass)
+    z = rgb @ np.array([1.5, -2.0, 0.7], np.float32) + 0.1
+    expected = minmax_frame(1 / (1 + np.exp(-z)))
+    assert coarse.shape == (192, 256) and coarse.min() == 0 and coarse.max() == 1
+    assert np.abs(coarse - expected)[8:-8, 8:-8].mean() < 0.01
+
+
 @needs_data
-def test_refiner_fed_by_a_coarse_net_is_also_validated_on_its_outputs(runs, tmp_path):
+@pytest.mark.parametrize("source", ["checkpoint", "onnx"])
+def test_refiner_fed_by_a_coarse_net_is_also_validated_on_its_outputs(runs, tmp_path, source):
     """The ledger's refiner figures on the coarse inputs it meets in the pipeline: for each
-    group, refined and coarse MAE / edge F1 with the coarse network's outputs as inputs."""
+    group, refined and coarse MAE / edge F1 with the coarse network's outputs as inputs. The
+    coarse network may be a checkpoint or an ONNX model (the shipped ensemble has no
+    checkpoint)."""
     coarse = str(runs["coarse"] / "last.pt")
+    if source == "onnx":
+        coarse = str(export_checkpoint(Path(coarse), tmp_path / "coarse.onnx").onnx_path)
     cfg = make_config("refiner", {**TINY_REFINER, "coarse_checkpoint": coarse})
     metrics = run_training(cfg, tmp_path).last_metrics
     for group in ("syn", "real"):

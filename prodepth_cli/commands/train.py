@@ -40,7 +40,11 @@ def train(
     ] = False,
     coarse_checkpoint: Annotated[
         Path | None,
-        typer.Option("--coarse-checkpoint", help="Refiner: coarse .pt that makes its inputs."),
+        typer.Option(
+            "--coarse-checkpoint",
+            help="Refiner: the coarse network that makes its inputs, a .pt checkpoint or an "
+            "ONNX model (run as the pipeline's coarse pass runs it).",
+        ),
     ] = None,
     data: Annotated[
         Path | None,

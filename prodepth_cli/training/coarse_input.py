@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prodepth_cli.models.runtime import pass_hw
+from prodepth_cli.models.runtime import Network, pass_hw
 from prodepth_cli.nets import INPUT_MULTIPLE
 from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
 from prodepth_cli.training.tensors import image_tensor
@@ -97,7 +97,10 @@ class CoarsePass:
     side: int
 
     @classmethod
-    def load(cls, checkpoint: Path, device: str) -> CoarsePass:
+    def load(cls, checkpoint: Path, device: str, threads: int = 1) -> CoarsePass | OnnxCoarsePass:
+        """The coarse pass of a `.pt` checkpoint, or of an ONNX model (`OnnxCoarsePass`)."""
+        if checkpoint.suffix.lower() == ".onnx":
+            return OnnxCoarsePass.load(checkpoint, threads)
         state = load_checkpoint(checkpoint)
         return cls(net_from_checkpoint(state).to(device), state["config"]["size"])
 
@@ -109,3 +112,26 @@ class CoarsePass:
         small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
         pred = self.net(image_tensor([small]).to(device))[0, 0].cpu().numpy()
         return minmax_frame(cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR))
+
+
+@dataclass(frozen=True)
+class OnnxCoarsePass:
+    """An ONNX coarse model giving the refiner its inputs exactly as the pipeline's coarse
+    pass does (`pipeline.coarse_disparity`, onnxruntime on the CPU): for a refiner meant to
+    run on a model that has no checkpoint, such as the shipped ensemble or a public model."""
+
+    net: Network
+
+    @classmethod
+    def load(cls, path: Path, threads: int) -> OnnxCoarsePass:
+        from prodepth_cli.models.runtime import load_network
+
+        return cls(load_network(path, "cpu", {}, threads=threads))
+
+    def disparity(self, rgb: np.ndarray, device: str) -> np.ndarray:
+        """The refiner's `coarse` input for `rgb` `(H, W, 3)` in [0, 1]: `(H, W)` in [0, 1]."""
+        from prodepth_cli.pipeline import coarse_disparity
+
+        h, w = rgb.shape[:2]
+        coarse = coarse_disparity(lambda side: rgb, (h, w), self.net)
+        return minmax_frame(cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR))
