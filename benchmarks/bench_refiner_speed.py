@@ -5,19 +5,24 @@
 
 Prints the median of `--repeat` runs after one warm-up, in seconds per tile. With `--torch
 DEVICE` the same networks (the shipped architectures, untrained weights: the time does not
-depend on them) run through torch instead: onnxruntime's CUDA provider is too large to
-carry to the GPU machine, so GPU figures come from here.
+depend on them; for an ensemble coarse model, each of its members) run through torch
+instead: onnxruntime's CUDA provider is too large to carry to the GPU machine, so GPU
+figures come from here. The coarse pass runs at the shipped coarse model's working size
+(its short side), 4:3.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from prodepth_cli.models.runtime import pass_hw
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -37,13 +42,21 @@ def time_session(path: Path, feeds: dict[str, np.ndarray], threads: int, repeat:
     return statistics.median(times)
 
 
+def shipped_spec(kind: str) -> dict:
+    """The JSON spec of the shipped `kind` model."""
+    return json.loads((MODELS / f"prodepth-{kind}.json").read_text())
+
+
 def time_torch(kind: str, inputs: list[np.ndarray], device: str, repeat: int) -> float:
     """Median seconds of `repeat` forward passes of a `kind` network in torch on `device`."""
     import torch
 
     from prodepth_cli.nets import build_net
 
-    net = build_net(kind, None).to(device).eval()
+    archs = [
+        member.get("arch") for member in shipped_spec(kind).get("extra", {}).get("members", [{}])
+    ]
+    nets = [build_net(kind, arch, pretrained=False).to(device).eval() for arch in archs]
     xs = [torch.from_numpy(a).to(device) for a in inputs]
     times = []
     with torch.inference_mode():
@@ -51,7 +64,8 @@ def time_torch(kind: str, inputs: list[np.ndarray], device: str, repeat: int) ->
             if device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            net(*xs)
+            for net in nets:
+                net(*xs)
             if device == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
@@ -62,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tile", type=int, default=1024)
-    ap.add_argument("--coarse-side", type=int, default=256)
+    ap.add_argument("--coarse-side", type=int, default=shipped_spec("coarse")["working_size"])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--torch", metavar="DEVICE", help="Run through torch on cpu or cuda.")
     args = ap.parse_args()
@@ -73,7 +87,8 @@ def main() -> None:
         "coarse": rng.random((1, 1, t, t), dtype=np.float32),
     }
     c = args.coarse_side
-    coarse = {"image": rng.standard_normal((1, 3, c, c * 4 // 3 // 32 * 32), dtype=np.float32)}
+    ch, cw = pass_hw(3000, 4000, c, 32)  # a 4:3 photo's coarse pass
+    coarse = {"image": rng.standard_normal((1, 3, ch, cw), dtype=np.float32)}
     where = f"torch {args.torch}" if args.torch else f"onnxruntime, {args.threads} threads"
     for kind, feeds in (("refiner", refiner), ("coarse", coarse)):
         if args.torch:
