@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from prodepth_cli.cli import app
 from prodepth_cli.errors import ModelError
-from prodepth_cli.models.ensemble import ensemble_models, standardise
+from prodepth_cli.models.ensemble import ensemble_models, extract_member, standardise
 from prodepth_cli.models.runtime import load_model
 from prodepth_cli.pipeline import depth_array
 from tests.conftest import scene_image
@@ -86,6 +86,24 @@ def test_an_ensemble_of_coarse_networks_runs_the_pipeline_and_rebuilds_for_video
     own = coarse_net_from_onnx(a).eval()
     with torch.no_grad():
         assert np.abs(got - own(x).numpy()).max() < 1e-5
+
+
+def test_a_member_taken_out_of_an_ensemble_joins_a_new_one(tmp_path):
+    """The first member, cut out of an ensemble's graph at its own map (`m0_disparity`: members
+    may name their outputs differently), makes with a new second member the ensemble one would
+    make from the original files: how a shipped member is swapped for a later step."""
+    a, b = _coarse_export(tmp_path / "a.onnx", 1), _coarse_export(tmp_path / "b.onnx", 2)
+    c = _coarse_export(tmp_path / "c.onnx", 3)
+    first = ensemble_models([a, b], tmp_path / "ab.onnx").onnx_path
+    cut = extract_member(first, 0, tmp_path / "a_cut.onnx")
+    assert json.loads(cut.with_suffix(".json").read_text())["extra"]["trained_steps"] == 1
+    with pytest.raises(ModelError, match="no member 2"):
+        extract_member(first, 2, tmp_path / "none.onnx")
+    swapped = ensemble_models([cut, c], tmp_path / "ac_cut.onnx").onnx_path
+    direct = ensemble_models([a, c], tmp_path / "ac.onnx").onnx_path
+    image = scene_image(64, 96).astype(np.float32)[None] / 255.0
+    got, want = (load_model(p, "cpu").tile_net.predict(image) for p in (swapped, direct))
+    assert np.abs(got - want).max() < 1e-5
 
 
 def test_members_must_share_a_spec_and_not_be_refiners(members, tmp_path):

@@ -47,17 +47,18 @@ def standardise(disparity: np.ndarray) -> np.ndarray:
 def ensemble_models(members: list[Path], output: Path) -> EnsembleResult:
     """Write the ensemble of the ONNX depth models `members` to `output` (+ its JSON spec).
 
-    Raises ModelError when there are fewer than two members, when their specs differ (or one
-    is a refiner), when their opsets differ, or when onnxruntime's answer for the ensemble
-    strays from the members' own by more than `PARITY_TOLERANCE`; nothing is left behind then.
+    Raises ModelError when there are fewer than two members, when their specs differ (the
+    names of their input and output aside) or one is a refiner, when their opsets differ, or
+    when onnxruntime's answer for the ensemble strays from the members' own by more than
+    `PARITY_TOLERANCE`; nothing is left behind then.
     """
     from prodepth_cli.models.runtime import load_network
 
     if len(members) < 2:
         raise ModelError("an ensemble needs at least two models")
     nets = [load_network(path, "cpu", {}) for path in members]
-    spec = _shared_spec([net.spec for net in nets], members)
-    graph = _merged_graph(members, spec)
+    spec = _shared_spec(nets, members)
+    graph = _merged_graph(members, [net.spec for net in nets])
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     try:
@@ -79,27 +80,56 @@ def ensemble_models(members: list[Path], output: Path) -> EnsembleResult:
     return EnsembleResult(output, output.with_suffix(".json"), diff)
 
 
-def _shared_spec(specs: list[ModelSpec], paths: list[Path]) -> ModelSpec:
-    first = specs[0].replace(name="-")
-    for spec, path in zip(specs, paths, strict=True):
-        if spec.is_refiner:
+def extract_member(ensemble: Path, index: int, output: Path) -> Path:
+    """Member `index` of the ensemble file `ensemble` as a model of its own at `output` (+ its
+    spec): the graph cut at that member's map, to swap one member for another."""
+    import onnx.utils
+
+    from prodepth_cli.models.runtime import load_network
+
+    spec = load_network(ensemble, "cpu", {}).spec
+    members = spec.extra.get("members", [])
+    if not 0 <= index < len(members):
+        raise ModelError(f"{ensemble}: no member {index} (it has {len(members)})")
+    outputs = [o.name for o in onnx.load(str(ensemble), load_external_data=False).graph.output]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    try:
+        onnx.utils.extract_model(str(ensemble), str(tmp), [spec.input], [outputs[1 + index]])
+        member = spec.replace(output=outputs[1 + index], name=output.stem, extra=members[index])
+        os.replace(write_spec(member, tmp), output.with_suffix(".json"))
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return output
+
+
+def _shared_spec(nets: list, paths: list[Path]) -> ModelSpec:
+    """The members' common spec; their names and input/output names may differ."""
+
+    def contract(net) -> tuple:
+        return net.spec.replace(name="-", input="-", output="-"), net.input_dtype
+
+    first = contract(nets[0])
+    for net, path in zip(nets, paths, strict=True):
+        if net.spec.is_refiner:
             raise ModelError(
                 f"{path}: a refiner cannot be an ensemble member (it needs a coarse map)"
             )
-        if spec.replace(name="-") != first:
+        if contract(net) != first:
             raise ModelError(f"{path}: its spec differs from {paths[0]}'s; members must share one")
-    return specs[0]
+    return nets[0].spec
 
 
 def _member_record(path: Path, spec: ModelSpec) -> dict[str, Any]:
     return {"file": path.name, **spec.extra}
 
 
-def _merged_graph(paths: list[Path], spec: ModelSpec):
+def _merged_graph(paths: list[Path], specs: list[ModelSpec]):
     """One ModelProto: the members' graphs side by side (prefixed `m0_`, `m1_`, ..., in the
     order given) on one input, then the standardise-and-average tail. The ensemble's map is
-    the first output; each member's own map follows (`m0_disparity`, ...), for whoever needs
-    one member alone (`prodepth video` grows its depth net from the first)."""
+    the first output; each member's own map follows, in order (`m0_disparity`, ...), for
+    whoever needs one member alone (`prodepth video` grows its depth net from the first)."""
     import onnx
     from onnx import compose, helper
 
@@ -109,15 +139,16 @@ def _merged_graph(paths: list[Path], spec: ModelSpec):
         raise ModelError(f"{paths[0]}: members use different opsets ({opsets}); re-export them")
     opset = opsets[0]["ai.onnx"]
     nodes, initializers, value_infos, functions, maps = [], [], [], [], []
-    for i, model in enumerate(models):
+    spec = specs[0]  # the ensemble is fed and read as its first member
+    for i, (model, member) in enumerate(zip(models, specs, strict=True)):
         prefixed = compose.add_prefix(model, f"m{i}_")
         g = prefixed.graph
-        nodes.append(helper.make_node("Identity", [spec.input], [f"m{i}_{spec.input}"]))
+        nodes.append(helper.make_node("Identity", [spec.input], [f"m{i}_{member.input}"]))
         nodes += g.node
         initializers += g.initializer
         value_infos += g.value_info
         functions += prefixed.functions
-        nodes += _standardise_nodes(f"m{i}_{spec.output}", f"m{i}_standard", opset)
+        nodes += _standardise_nodes(f"m{i}_{member.output}", f"m{i}_standard", opset)
         maps.append(f"m{i}_standard")
     nodes.append(helper.make_node("Sum", maps, ["ens_sum"]))
     initializers += _constants(len(maps), opset)
@@ -129,9 +160,9 @@ def _merged_graph(paths: list[Path], spec: ModelSpec):
     out = next(o for o in first.output if o.name == spec.output)
     members = [
         _renamed(o, f"m{i}_{o.name}")
-        for i, m in enumerate(models)
+        for i, (m, member) in enumerate(zip(models, specs, strict=True))
         for o in m.graph.output
-        if o.name == spec.output
+        if o.name == member.output
     ]
     graph = helper.make_graph(
         nodes, "ensemble", [image], [out, *members], initializers, value_info=value_infos
@@ -209,10 +240,8 @@ def _parity(path: Path, nets: list) -> float:
         h, w = hw if spec.size else (hw[0] * spec.multiple, hw[1] * spec.multiple)
         shape = (1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3)
         x = g.standard_normal(shape).astype(nets[0].input_dtype)
-        expected = np.mean(
-            [standardise(net.session.run([spec.output], {spec.input: x})[0]) for net in nets],
-            axis=0,
-        )
+        maps = [net.session.run([net.spec.output], {net.spec.input: x})[0] for net in nets]
+        expected = np.mean([standardise(m) for m in maps], axis=0)
         got = session.run([spec.output], {spec.input: x})[0]
         worst = max(worst, float(np.abs(got - expected).max()))
     return worst

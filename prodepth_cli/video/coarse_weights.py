@@ -78,7 +78,7 @@ def check_parity(net: nn.Module, path: str | Path, hw: tuple[int, int] = (128, 4
     x = np.random.default_rng(0).standard_normal((1, 3, *hw)).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     extra, prefix = _member(Path(path))
-    output = prefix + session.get_outputs()[0].name
+    output = session.get_outputs()[1 if prefix else 0].name  # an ensemble's first member: 2nd
     (ref,) = session.run([output], {session.get_inputs()[0].name: x})
     with torch.no_grad():
         out = net.eval()(torch.from_numpy(x)).numpy()
