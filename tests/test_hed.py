@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from prodepth_cli.nets import build_net
-from prodepth_cli.nets.hed import VGG_STAGES, load_hed_trunk
+from prodepth_cli.nets.hed import VGG_STAGES, load_hed_trunk, save_trunk
 from prodepth_cli.training.checkpoint import save_checkpoint, trained_weights
 from prodepth_cli.training.config import make_config
 from prodepth_cli.training.export import export_checkpoint
@@ -43,6 +43,19 @@ def test_keras_kernels_become_torch_convolutions(tmp_path):
     by_hand = (x[0, :, 1:4, 1:4].numpy()[None] * conv.weight.detach().numpy()).sum((1, 2, 3))
     got = conv(x)[0, :, 2, 2].detach().numpy() - conv.bias.detach().numpy()
     np.testing.assert_allclose(got, by_hand, rtol=1e-4, atol=1e-4)
+
+
+def test_a_half_precision_trunk_file_gives_the_same_features(tmp_path):
+    """The GPU bundle carries the trunk in half precision (15 MB, not 59): its features stay
+    within 1e-3 of the full file's, relative to their range (fp16 keeps ~3 digits)."""
+    full = load_hed_trunk(_keras_weights(tmp_path / "hed.weights.h5"))
+    half = load_hed_trunk(save_trunk(tmp_path / "hed.weights.h5", tmp_path / "half.h5"))
+    x = torch.randn(1, 3, 48, 64) * 50  # BGR minus the Caffe mean: tens
+    for a, b in zip(full(x), half(x), strict=True):
+        assert float((a - b).abs().max()) < 1e-3 * float(a.abs().max())
+    assert (tmp_path / "half.h5").stat().st_size < 0.6 * (
+        tmp_path / "hed.weights.h5"
+    ).stat().st_size
 
 
 def test_only_the_decoder_trains_and_the_contract_holds(tmp_path):

