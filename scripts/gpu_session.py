@@ -44,19 +44,23 @@ TINY = {
 }
 
 
+def run_logged(cfg, folder: Path, log_path: Path, device: str, resume: bool = False):
+    """`run_training` with each validation printed and written to `log_path` as a JSON line."""
+    with log_path.open("w") as log:
+
+        def on_val(step: int, metrics: dict[str, float]) -> None:
+            line = json.dumps({"kind": cfg.kind, **{k: round(v, 4) for k, v in metrics.items()}})
+            print(line, flush=True)
+            print(line, file=log, flush=True)
+
+        return run_training(cfg, folder, device=device, resume=resume, on_val=on_val)
+
+
 def train(kind: str, steps: int, device: str, runs: Path, out: Path, tiny: bool, **extra) -> Path:
     """Train `kind` with configs/<kind>-gpu.json; returns its best checkpoint, copied to `out`."""
     overrides = read_config_file(ROOT / "configs" / f"{kind}-gpu.json")
     overrides.update(steps=steps, **extra, **(TINY[kind] if tiny else {}))
-    cfg = make_config(kind, overrides)
-    with (out / f"{kind}.log").open("w") as log:
-
-        def on_val(step: int, metrics: dict[str, float]) -> None:
-            line = json.dumps({"kind": kind, **{k: round(v, 4) for k, v in metrics.items()}})
-            print(line, flush=True)
-            print(line, file=log, flush=True)
-
-        result = run_training(cfg, runs / kind, device=device, on_val=on_val)
+    result = run_logged(make_config(kind, overrides), runs / kind, out / f"{kind}.log", device)
     best = out / f"{kind}.pt"
     shutil.copyfile(runs / kind / "best.pt", best)
     print(f"{kind}: {result.step} steps in {result.seconds:.0f} s", flush=True)
@@ -80,14 +84,7 @@ def continue_run(
     overrides = {**state["config"], "threads": gpu["threads"], "workers": gpu["workers"]}
     overrides.update(steps=state["step"] + steps, **extra, **(TINY[kind] if tiny else {}))
     cfg = make_config(kind, overrides)
-    with (out / f"{name}.log").open("w") as log:
-
-        def on_val(step: int, metrics: dict[str, float]) -> None:
-            line = json.dumps({"run": name, **{k: round(v, 4) for k, v in metrics.items()}})
-            print(line, flush=True)
-            print(line, file=log, flush=True)
-
-        result = run_training(cfg, folder, device=device, resume=True, on_val=on_val)
+    result = run_logged(cfg, folder, out / f"{name}.log", device, resume=True)
     last = out / f"{name}.pt"
     shutil.copyfile(folder / "last.pt", last)
     print(f"{name}: step {result.step} in {result.seconds:.0f} s", flush=True)
