@@ -14,7 +14,6 @@ figures come from here. The coarse pass runs at the shipped coarse model's worki
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from prodepth_cli.models.runtime import pass_hw
+from prodepth_cli.models.spec import sidecar_spec
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -44,7 +44,7 @@ def time_session(path: Path, feeds: dict[str, np.ndarray], threads: int, repeat:
 
 def shipped_spec(kind: str) -> dict:
     """The JSON spec of the shipped `kind` model."""
-    return json.loads((MODELS / f"prodepth-{kind}.json").read_text())
+    return sidecar_spec(MODELS / f"prodepth-{kind}.onnx")
 
 
 def time_torch(kind: str, inputs: list[np.ndarray], device: str, repeat: int) -> float:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from prodepth_cli.errors import ModelError
+from prodepth_cli.models.runtime import MAX_IR_VERSION, load_network
 from prodepth_cli.models.spec import ModelSpec, write_spec
 
-MAX_IR_VERSION = 13  # the newest onnxruntime 1.31 reads
 STD_EPSILON = 1e-6  # keeps a flat map (std 0) finite: it standardises to zeros
 PARITY_TOLERANCE = 1e-4  # |ensemble - members averaged in numpy|, standardised units
 
@@ -52,8 +52,6 @@ def ensemble_models(members: list[Path], output: Path) -> EnsembleResult:
     when onnxruntime's answer for the ensemble strays from the members' own by more than
     `PARITY_TOLERANCE`; nothing is left behind then.
     """
-    from prodepth_cli.models.runtime import load_network
-
     if len(members) < 2:
         raise ModelError("an ensemble needs at least two models")
     nets = [load_network(path, "cpu", {}) for path in members]
@@ -84,8 +82,6 @@ def extract_member(ensemble: Path, index: int, output: Path) -> Path:
     """Member `index` of the ensemble file `ensemble` as a model of its own at `output` (+ its
     spec): the graph cut at that member's map, to swap one member for another."""
     import onnx.utils
-
-    from prodepth_cli.models.runtime import load_network
 
     spec = load_network(ensemble, "cpu", {}).spec
     members = spec.extra.get("members", [])

@@ -28,6 +28,7 @@ from prodepth_cli.models.device_feed import DeviceFeed, takes_pixels
 from prodepth_cli.models.spec import DEFAULT_WORKING_SIZE, ModelSpec, preset_for, sidecar_spec
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MAX_IR_VERSION = 13  # the newest ONNX IR onnxruntime 1.31 reads: graphs we write cap theirs
 DEFAULT_MODEL = "prodepth-refiner.onnx"
 _GPU_PROVIDERS = ("CUDAExecutionProvider",)
 _EPS = 1e-6

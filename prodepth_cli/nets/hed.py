@@ -62,12 +62,10 @@ def load_hed_trunk(path: str | Path, stages: int = 4) -> VGGTrunk:
     trunk = VGGTrunk(stages)
     state = {}
     with h5py.File(path, "r") as f:
-        for s, (_, _, n) in enumerate(VGG_STAGES[:stages]):
-            for i in range(n):
-                layer = f[f"block{s + 1}/layers/{_KERAS_CONVS[i]}/vars"]
-                kernel = np.asarray(layer["0"], np.float32).transpose(3, 2, 0, 1)
-                state[f"stages.{s}.{i}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel))
-                state[f"stages.{s}.{i}.bias"] = torch.from_numpy(np.asarray(layer["1"], np.float32))
+        for s, i, name in _keras_layers(stages):
+            kernel = np.asarray(f[name]["0"], np.float32).transpose(3, 2, 0, 1)
+            state[f"stages.{s}.{i}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel))
+            state[f"stages.{s}.{i}.bias"] = torch.from_numpy(np.asarray(f[name]["1"], np.float32))
     trunk.load_state_dict(state, strict=True)
     return trunk
 
@@ -80,12 +78,17 @@ def save_trunk(source: str | Path, target: str | Path, stages: int = 4) -> Path:
 
     target = Path(target)
     with h5py.File(Path(source).expanduser(), "r") as src, h5py.File(target, "w") as dst:
-        for s, (_, _, n) in enumerate(VGG_STAGES[:stages]):
-            for i in range(n):
-                name = f"block{s + 1}/layers/{_KERAS_CONVS[i]}/vars"
-                for var in ("0", "1"):
-                    dst[f"{name}/{var}"] = np.asarray(src[f"{name}/{var}"], np.float16)
+        for _, _, name in _keras_layers(stages):
+            for var in ("0", "1"):  # kernel, bias
+                dst[f"{name}/{var}"] = np.asarray(src[f"{name}/{var}"], np.float16)
     return target
+
+
+def _keras_layers(stages: int):
+    """(stage, index in stage, .h5 group of its kernel and bias) of each convolution used."""
+    for s, (_, _, n) in enumerate(VGG_STAGES[:stages]):
+        for i in range(n):
+            yield s, i, f"block{s + 1}/layers/{_KERAS_CONVS[i]}/vars"
 
 
 class HEDCoarse(nn.Module):

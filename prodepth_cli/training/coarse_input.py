@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prodepth_cli.models.runtime import Network, pass_hw
+from prodepth_cli.models.runtime import Network, load_network, pass_hw
 from prodepth_cli.nets import INPUT_MULTIPLE
 from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
 from prodepth_cli.training.tensors import image_tensor
@@ -124,8 +124,6 @@ class OnnxCoarsePass:
 
     @classmethod
     def load(cls, path: Path, threads: int) -> OnnxCoarsePass:
-        from prodepth_cli.models.runtime import load_network
-
         return cls(load_network(path, "cpu", {}, threads=threads))
 
     def disparity(self, rgb: np.ndarray, device: str) -> np.ndarray:

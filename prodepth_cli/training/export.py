@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from prodepth_cli.errors import ModelError
+from prodepth_cli.models.runtime import MAX_IR_VERSION
 from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, write_spec
 from prodepth_cli.nets import INPUT_MULTIPLE
 from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
 
 OPSET = 17
-MAX_IR_VERSION = 13
 COARSE_MODEL_FILE = "prodepth-coarse.onnx"
 # |onnxruntime - torch| allowed, as a fraction of the output's range (at least 1): disparity's
 # scale is arbitrary, so a network answering over a span of 20 (HED's trunk) meets the same bar
