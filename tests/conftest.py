@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,11 @@ from tests.onnx_models import (
     pointwise_model,
     self_normalising_model,
 )
+
+# A plain run's default is the best catalog model installed: the tests see an empty model
+# cache, never the developer's own (set before huggingface_hub is first imported).
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="prodepth-tests-hf-")
+os.environ.pop("PRODEPTH_MODEL", None)
 
 MOTORCYCLE = SHARED_DATA / "gt" / "middlebury2014_Q" / "Motorcycle"
 PYDNET = SHARED_DATA / "models" / "pydnet_pp_448x640.onnx"

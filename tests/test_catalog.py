@@ -99,8 +99,8 @@ def test_an_extra_catalog_adds_models(tmp_path, monkeypatch):
     _extra_catalog(tmp_path, model_file, monkeypatch)
     assert catalog.lookup("studio-model").licence == "proprietary"
     assert catalog.lookup("depth-anything-v2-small")  # the shipped table is still there
-    with pytest.raises(ModelError, match="not installed; run `prodepth models pull studio-model`"):
-        load_model("studio-model", "cpu")
+    with pytest.raises(ModelError, match="not installed, and offline; .*models pull studio-model"):
+        load_model("studio-model", "cpu", pull=False)
 
 
 def test_a_catalog_file_keeps_its_spec_whatever_it_is_called(tmp_path, monkeypatch):
@@ -125,26 +125,55 @@ def test_a_broken_catalog_is_one_clear_error(tmp_path, monkeypatch):
         catalog.catalog()
 
 
-def test_runs_on_the_shipped_model_point_once_to_a_better_one_on_a_terminal(monkeypatch):
+def test_runs_on_the_shipped_model_point_once_to_a_better_one_on_a_terminal(monkeypatch, tmp_path):
     from rich.console import Console
 
     from prodepth_cli.commands import common, model_options
-    from prodepth_cli.models import hub
 
-    def said(model, quiet=False, terminal=True, installed=None) -> str:
+    shipped = load_model("prodepth")
+    other = load_model(pointwise_model(tmp_path / "other.onnx"))
+
+    def said(loaded, model=None, quiet=False, terminal=True) -> str:
         buffer = io.StringIO()
         console = Console(file=buffer, force_terminal=terminal, width=300, highlight=False)
         monkeypatch.setattr(common, "err_console", console)
         monkeypatch.setattr(model_options, "err_console", console)
-        monkeypatch.setattr(hub, "installed_path", lambda m: installed)
-        model_options.suggest_better_model(model, quiet)
+        model_options.suggest_better_model(loaded, model, quiet)
         return buffer.getvalue()
 
     monkeypatch.delenv("PRODEPTH_MODEL", raising=False)
-    assert "`prodepth models pull depth-anything-v2-small` (99 MB, Apache-2.0)" in said(None)
-    assert "is installed; --model depth-anything-v2-small" in said(None, installed="/m.onnx")
-    assert said("my.onnx") == ""  # the user chose a model
-    assert said(None, quiet=True) == ""  # --quiet / --json
-    assert said(None, terminal=False) == ""  # a pipeline, a script, CI
+    assert "--model depth-anything-v2-small (pulled on first use, 99 MB, Apache-2.0" in said(
+        shipped
+    )
+    assert said(other) == ""  # a better model is installed and is the default
+    assert said(shipped, model="prodepth") == ""  # the user chose the shipped model
+    assert said(shipped, quiet=True) == ""  # --quiet / --json
+    assert said(shipped, terminal=False) == ""  # a pipeline, a script, CI
     monkeypatch.setenv("PRODEPTH_MODEL", "depth-anything-v2-small")
-    assert said(None) == ""
+    assert said(shipped) == ""
+
+
+def test_the_default_order_is_catalog_data_relative_models_only():
+    order = [m.ref for m in catalog.default_candidates()]
+    assert order.index("depth-anything-v2-small") < order.index("midas-v21-small")
+    assert order.index("depth-anything-v2-small") < order.index("depth-anything-v2-small:fp16")
+    assert not any(m.startswith(("depth-pro", "metric3d")) for m in order)  # metric: never
+
+
+def test_models_list_fits_an_80_column_terminal_one_row_per_variant():
+    from typer.testing import CliRunner
+
+    from prodepth_cli.cli import app
+
+    result = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for model in catalog.all_models():  # every name whole on its row, with size and licence
+        shown = model.ref if model.variant == model.default_variant else f":{model.variant}"
+        assert any(
+            shown in line and catalog.human_bytes(model.bytes) in line and model.licence in line
+            for line in lines
+        ), shown
+    (shipped,) = [line for line in lines if line.startswith("prodepth ")]
+    assert shipped.split()[-1] == "*"  # nothing pulled: a plain run uses the shipped model

@@ -52,6 +52,7 @@ def setup(tmp_path):
         ),
         "release": {
             **_entry(REPO, {"onnx/model.onnx": tiny}),
+            "default_rank": 0,  # once pulled, a plain run's default
             "repo": None,
             "revision": None,
             "url": f"{fake.url}/{REPO}/resolve/{COMMIT}/",
@@ -163,8 +164,8 @@ def test_pull_verify_use_by_name_offline_and_remove(setup):
     assert setup.files() == []  # the snapshot link and its blob
     _one_line_error(setup.run("models", "rm", "tiny"), "tiny: not installed")
     _one_line_error(
-        setup.run("depth", str(photo), "-m", "tiny", "-o", str(out), "--overwrite"),
-        "tiny: not installed", "prodepth models pull tiny",
+        setup.run("depth", str(photo), "-m", "tiny", "-o", str(out), "--overwrite", "--offline"),
+        "tiny: not installed, and offline", "prodepth models pull tiny",
     )  # fmt: skip
 
 
@@ -242,3 +243,69 @@ def test_a_model_whose_second_file_fails_keeps_neither(setup):
     setup.hub.corrupt("onnx/model.onnx_data", b"not the weights")  # a different size, too
     _one_line_error(setup.run("models", "pull", "pro-like"), "pro-like", "model.onnx_data")
     assert setup.files() == []  # the graph downloaded first is gone with it
+
+
+def _photo(setup) -> Path:
+    photo = setup.tmp / "photo.png"
+    cv2.imwrite(str(photo), scene_image(80, 120)[:, :, ::-1])
+    return photo
+
+
+def _gets(setup) -> int:
+    return sum(method == "GET" for method, *_ in setup.hub.requests)
+
+
+def test_a_catalog_name_is_pulled_on_first_use_then_run_from_the_cache(setup):
+    photo, out = _photo(setup), setup.tmp / "first.png"
+    first = setup.run("depth", str(photo), "-m", "tiny", "-o", str(out), "--json")
+    assert first.returncode == 0, first.stderr
+    (record,) = [json.loads(line) for line in first.stdout.splitlines()]  # stdout stays JSON
+    assert record["model"] == "tiny" and record["status"] == "ok" and out.is_file()
+    assert _gets(setup) == 1  # the one file, downloaded once
+    asked = len(setup.hub.requests)
+    again = setup.run("depth", str(photo), "-m", "tiny", "-o", str(out), "--overwrite", "--json")
+    assert again.returncode == 0, again.stderr
+    assert len(setup.hub.requests) == asked  # the second run asks the hub nothing
+    bokeh = setup.run("bokeh", str(photo), "--depth-model", "tiny", "-o", str(setup.tmp / "b.png"))
+    assert bokeh.returncode == 0, bokeh.stderr
+    assert len(setup.hub.requests) == asked
+
+
+@pytest.mark.parametrize("how", ["--offline", "HF_HUB_OFFLINE"])
+def test_offline_first_use_is_one_line_before_any_output(setup, how):
+    photo, out = _photo(setup), setup.tmp / "never.png"
+    args, env = (["--offline"], {}) if how == "--offline" else ([], {"HF_HUB_OFFLINE": "1"})
+    result = setup.run("depth", str(photo), "-m", "tiny", "-o", str(out), *args, **env)
+    _one_line_error(result, "tiny: not installed, and offline", "--model PATH", "--model prodepth")
+    assert not out.exists() and setup.files() == [] and setup.hub.requests == []
+
+
+def test_a_first_use_download_cut_halfway_leaves_nothing(setup):
+    setup.hub.cut_after("onnx/model.onnx", len(setup.tiny) // 2, times=None)
+    photo, out = _photo(setup), setup.tmp / "never.png"
+    result = setup.run("depth", str(photo), "-m", "tiny", "-o", str(out))
+    _one_line_error(result, "tiny", "failed", "--model prodepth")
+    assert not out.exists() and setup.files() == []
+
+
+def test_the_best_installed_model_is_a_plain_runs_default(setup):
+    photo, out = _photo(setup), setup.tmp / "plain.png"
+
+    def plain_run(*extra: str, **env: str) -> str:
+        args = ("depth", str(photo), "-o", str(out), "--overwrite", "--json", *extra)
+        result = setup.run(*args, **env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["model"]
+
+    def listed_default() -> str:
+        records = setup.run("models", "list", "--json").stdout.splitlines()
+        (default,) = [r["ref"] for r in map(json.loads, records) if r["default"]]
+        return default
+
+    assert plain_run() == "prodepth-refiner.onnx" and listed_default() == "prodepth"
+    assert setup.run("models", "pull", "release").returncode == 0
+    assert plain_run() == "release" and listed_default() == "release"  # ranked, now installed
+    assert plain_run("-m", "prodepth") == "prodepth-refiner.onnx"  # the shipped one, by name
+    assert setup.run("models", "pull", "tiny").returncode == 0  # installed, but has no rank
+    assert plain_run(PRODEPTH_MODEL="tiny") == "tiny"  # the user's choice wins
+    assert listed_default() == "release"

@@ -42,6 +42,7 @@ from prodepth_cli.commands.common import (
 )
 from prodepth_cli.commands.model_options import (
     KindOption,
+    OfflineOption,
     load_model_from_options,
     spec_overrides,
     suggest_better_model,
@@ -108,11 +109,13 @@ def bokeh(
     depth_model: Annotated[
         str | None,
         typer.Option(
-            help="Depth model (ONNX file or pulled catalog name) used when --depth is not "
-            "given (default: $PRODEPTH_MODEL, else the shipped one).",
+            help="Depth model (ONNX file, catalog name pulled on first use, or prodepth) used "
+            "when --depth is not given (default: $PRODEPTH_MODEL, else the best catalog model "
+            "installed, else the shipped one).",
             show_default=False,
         ),
     ] = None,
+    offline: OfflineOption = False,
     kind: KindOption = None,
     recursive: RecursiveOption = False,
     overwrite: OverwriteOption = False,
@@ -140,8 +143,11 @@ def bokeh(
     renderer = _renderer(engine, model)
     depth_source = None
     if depth is None:
-        depth_source = _ModelDepth(load_model_from_options(depth_model, device, kind))
-        suggest_better_model(depth_model, quiet or json_out)
+        loaded = load_model_from_options(
+            depth_model, device, kind, offline=offline, quiet=quiet or json_out
+        )
+        depth_source = _ModelDepth(loaded)
+        suggest_better_model(loaded, depth_model, quiet or json_out)
     mapper = None
     if ray:
         runner = functools.partial(

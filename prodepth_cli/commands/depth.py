@@ -32,10 +32,12 @@ from prodepth_cli.commands.model_options import (
     LayoutOption,
     MeanOption,
     ModelOption,
+    OfflineOption,
     SizeOption,
     StdOption,
     TileResOption,
     check_tile_resolution,
+    load_for_run,
     spec_overrides,
     suggest_better_model,
 )
@@ -69,6 +71,7 @@ def depth(
     batch: Annotated[int, typer.Option(min=1, help="Tiles per model call.")] = 4,
     tile_res: TileResOption = "native",
     model: ModelOption = None,
+    offline: OfflineOption = False,
     kind: KindOption = None,
     layout: LayoutOption = None,
     size: SizeOption = None,
@@ -112,8 +115,9 @@ def depth(
     fmt = fmt or "png16"
     options = DepthOptions(tile, overlap, batch, check_tile_resolution(tile_res))
     overrides = spec_overrides(kind, layout, size, mean, std)
-    depth_model = load_model(model, device, **overrides)  # here too: bad models fail early
-    suggest_better_model(model, quiet or json_out)
+    # here too: bad models fail early, and a catalog model is pulled before any output
+    depth_model = load_for_run(model, device, overrides, offline, quiet or json_out)
+    suggest_better_model(depth_model, model, quiet or json_out)
     mapper = None
     if ray:
         runner = functools.partial(_runner, model, device, overrides, options, fmt, colormap)

@@ -25,8 +25,10 @@ from prodepth_cli.commands.model_options import (
     KindOption,
     LayoutOption,
     ModelOption,
+    OfflineOption,
     TileResOption,
     check_tile_resolution,
+    load_for_run,
     spec_overrides,
 )
 from prodepth_cli.evaluation import (
@@ -76,6 +78,7 @@ def eval_command(
     as_json: JsonOption = False,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
+    offline: OfflineOption = False,
 ) -> None:
     """Score depth models on real scenes with ground truth, against the rows-prior baseline.
 
@@ -84,7 +87,9 @@ def eval_command(
     overrides = spec_overrides(kind, layout)
     scenes = load_scenes(data)
     check_tile_resolution(tile_res)
-    predictors = load_predictors(model, ref, overrides, device, tile, overlap, quiet, tile_res)
+    predictors = load_predictors(
+        model, ref, overrides, device, tile, overlap, quiet, tile_res, offline
+    )
     rows = score_all(predictors, scenes, quiet)
     if as_json:
         for row in rows:
@@ -102,15 +107,14 @@ def load_predictors(
     overlap: int | None,
     quiet: bool,
     tile_resolution: str = "native",
+    offline: bool = False,
 ) -> dict[str, Predictor]:
     """Label -> predictor: --model, then --ref when given, then the rows prior."""
-    from prodepth_cli.models.runtime import load_model
-
     predictors: dict[str, Predictor] = {}
     for path, extra in ((model, overrides), (ref, {})):
         if path is None and predictors:
             continue  # no --ref
-        loaded = load_model(path, device=device, **extra)
+        loaded = load_for_run(path, device, extra, offline, quiet)
         label = unique_label(Path(loaded.name).stem, predictors)
         note(f"{label}: {loaded.provider}", quiet)
         predictors[label] = model_predictor(loaded, tile, overlap, tile_resolution=tile_resolution)

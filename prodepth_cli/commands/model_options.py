@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from prodepth_cli.commands.common import err_console, note
+from prodepth_cli.commands.common import err_console, note, progress_bar
 from prodepth_cli.errors import OptionError
-from prodepth_cli.models.runtime import DepthModel, load_model
+from prodepth_cli.models import hub
+from prodepth_cli.models.runtime import DepthModel, load_model, shipped_model_path
 
 SUGGESTED_MODEL = "depth-anything-v2-small"  # what a user of the shipped model should try
 
@@ -19,9 +22,18 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="ONNX depth model file, or a pulled catalog name such as depth-anything-v2-small "
-        "(`prodepth models list`). Default: $PRODEPTH_MODEL, else the shipped prodepth model.",
+        help="ONNX depth model file, or a catalog name such as depth-anything-v2-small "
+        "(`prodepth models list`; pulled on first use), or prodepth (the shipped model). "
+        "Default: $PRODEPTH_MODEL, else the best catalog model installed, else the shipped one.",
         show_default=False,
+    ),
+]
+OfflineOption = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Never download: a catalog model that is not installed is an error (as "
+        "HF_HUB_OFFLINE=1).",
     ),
 ]
 KindOption = Annotated[
@@ -80,9 +92,44 @@ def load_model_from_options(
     size: str | None = None,
     mean: str | None = None,
     std: str | None = None,
+    offline: bool = False,
+    quiet: bool = False,
 ) -> DepthModel:
-    """Load `model` with the spec overrides given on the command line."""
-    return load_model(model, device, **spec_overrides(kind, layout, size, mean, std))
+    """Load `model` with the spec overrides given on the command line (see `load_for_run`)."""
+    overrides = spec_overrides(kind, layout, size, mean, std)
+    return load_for_run(model, device, overrides, offline, quiet)
+
+
+def load_for_run(
+    model: str | Path | None,
+    device: str,
+    overrides: dict[str, Any] | None = None,
+    offline: bool = False,
+    quiet: bool = False,
+) -> DepthModel:
+    """Load the model a command runs: a catalog model not yet installed is pulled first, its
+    progress bar on stderr (a terminal's, not with `quiet`), unless `offline`."""
+    with download_progress(quiet) as progress:
+        return load_model(model, device, pull=not offline, progress=progress, **(overrides or {}))
+
+
+@contextlib.contextmanager
+def download_progress(quiet: bool) -> Iterator[hub.ProgressHook]:
+    """A progress hook for downloads whose bar appears with the first file (a run that
+    downloads nothing draws nothing)."""
+    bar = progress_bar(quiet, in_bytes=True)
+
+    def start(description: str, total: int | None, done: int):
+        if not bar.live.is_started:
+            bar.start()
+        task = bar.add_task(description, total=total, completed=done)
+        return lambda n: bar.advance(task, n)
+
+    try:
+        yield start
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 TileResOption = Annotated[
@@ -101,23 +148,20 @@ def check_tile_resolution(text: str) -> str:
     return text
 
 
-def suggest_better_model(model: str | Path | None, quiet: bool) -> None:
-    """Once a run, on a terminal, when the shipped default model is about to run: say which
-    catalog model draws far better depth and how to get it."""
+def suggest_better_model(loaded: DepthModel, model: str | Path | None, quiet: bool) -> None:
+    """Once a run, on a terminal, when a plain run falls back to the shipped model (nothing
+    better is installed): say which catalog model draws far better depth and how to get it."""
     if model is not None or os.environ.get("PRODEPTH_MODEL") or quiet:
         return
-    if not err_console.is_terminal:
+    if not err_console.is_terminal or loaded.tile_net.path.resolve() != shipped_model_path():
         return
-    from prodepth_cli.models import catalog, hub
+    from prodepth_cli.models import catalog
 
     best = catalog.lookup(SUGGESTED_MODEL)
-    if hub.installed_path(best) is not None:
-        note(f"tip: {best.ref} is installed; --model {best.ref} draws far better depth")
-    else:
-        note(
-            f"tip: for far better depth, `prodepth models pull {best.ref}` "
-            f"({catalog.human_bytes(best.bytes)}, {best.licence}), then --model {best.ref}"
-        )
+    note(
+        f"tip: for far better depth, --model {best.ref} (pulled on first use, "
+        f"{catalog.human_bytes(best.bytes)}, {best.licence}; then the default)"
+    )
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:

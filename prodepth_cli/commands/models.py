@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
-from prodepth_cli.commands.common import JsonOption, QuietOption, emit_json, guarded, progress_bar
+from prodepth_cli.commands.common import JsonOption, QuietOption, emit_json, guarded
 from prodepth_cli.commands.common import note as say
 from prodepth_cli.commands.model_options import (
     KindOption,
@@ -19,12 +19,18 @@ from prodepth_cli.commands.model_options import (
     MeanOption,
     SizeOption,
     StdOption,
+    download_progress,
     load_model_from_options,
 )
 from prodepth_cli.errors import ModelError
 from prodepth_cli.models import catalog, hub
 from prodepth_cli.models.catalog import CatalogModel
-from prodepth_cli.models.runtime import MODELS_DIR, default_model_path
+from prodepth_cli.models.runtime import (
+    MODELS_DIR,
+    SHIPPED_NAME,
+    default_model_path,
+    shipped_model_path,
+)
 
 app = typer.Typer(
     help="Depth models: the catalog of public models (list, pull, rm), any model's spec, "
@@ -50,21 +56,40 @@ VariantOption = Annotated[
 @app.command("list")
 @guarded
 def list_models(json_out: JsonOption = False) -> None:
-    """What the catalog has, what is installed, sizes and licences."""
-    table = Table("model", "kind", "licence", "variants (* installed)", "what")
-    table.columns[0].no_wrap = True
-    for variants in catalog.catalog().values():
-        cells = []
-        for model in variants.values():
-            path = hub.installed_path(model)
-            if json_out:
-                emit_json({**_record(model), "installed": str(path) if path else None})
-            cells.append(f"{'*' if path else ''}{model.variant} {catalog.human_bytes(model.bytes)}")
-        first = next(iter(variants.values()))
-        table.add_row(first.name, first.kind, first.licence, "\n".join(cells), first.title)
-    if not json_out:
-        Console().print(table)
-        say("pull one with `prodepth models pull NAME`, then run it with `--model NAME`")
+    """What the catalog has, what is installed, and which model a plain run uses."""
+    default = _default_file()
+    table = Table(
+        "model", "kind", "size", "licence", "installed", "default",
+        box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False,
+    )  # fmt: skip
+    for column in table.columns:
+        column.no_wrap = True  # 72 columns wide in all: an 80-column terminal shows it whole
+    for model in catalog.all_models():
+        path = hub.installed_path(model)
+        is_default = path is not None and path.resolve() == default
+        if json_out:
+            emit_json(
+                {
+                    **_record(model),
+                    "installed": str(path) if path else None,
+                    "default": is_default,
+                }
+            )
+        shown = model.ref if model.variant == model.default_variant else f"  :{model.variant}"
+        size = catalog.human_bytes(model.bytes)
+        table.add_row(
+            shown, model.kind, size, model.licence, "yes" if path else "", "*" if is_default else ""
+        )
+    shipped = _shipped_is_default(default)
+    if json_out:
+        emit_json({"ref": SHIPPED_NAME, "installed": str(shipped_model_path()), "default": shipped})
+        return
+    table.add_row(SHIPPED_NAME, "relative", "", "Apache-2.0", "shipped", "*" if shipped else "")
+    Console().print(table)
+    say(
+        "a catalog name is pulled on first use (`--model NAME`) or with `prodepth models pull "
+        "NAME`; a plain run uses the best one installed; `prodepth models show NAME` for more"
+    )
 
 
 @app.command("pull")
@@ -82,8 +107,8 @@ def pull(
     model = _pick(name, variant)
     path = hub.installed_path(model)
     if path is None:
-        with progress_bar(quiet or json_out, in_bytes=True) as bar:
-            path = hub.pull(model, _progress_hook(bar))
+        with download_progress(quiet or json_out) as progress:
+            path = hub.pull(model, progress)
         say(f"{model.ref}: installed at {path} ({model.licence})", quiet or json_out)
     else:
         say(f"{model.ref}: already installed at {path}", quiet or json_out)
@@ -132,12 +157,13 @@ def show(
     and options.
     """
     shipped = [str(p) for p in sorted(MODELS_DIR.glob("*.onnx"))] if MODELS_DIR.is_dir() else []
-    try:
-        default = default_model_path().resolve()
-    except ModelError:  # $PRODEPTH_MODEL names a model not pulled: none shown is the default
-        default = None
+    default = _default_file()
     table = Table("model", "spec", "providers", "default", show_lines=True)
     for ref in models or shipped:
+        entry = catalog.find(ref) if not Path(ref).is_file() else None
+        if entry is not None and hub.installed_path(entry) is None:
+            _show_not_installed(entry, table, json_out)  # shown, not downloaded
+            continue
         model = load_model_from_options(ref, "auto", kind, layout, size, mean, std)
         cpu = load_model_from_options(ref, "cpu", kind, layout, size, mean, std)
         providers = sorted({model.provider, cpu.provider})
@@ -155,8 +181,10 @@ def show(
             )
             continue
         shown = {k: v for k, v in spec.items() if v not in (None, "")}
+        entry = catalog.match_file(model.tile_net.path)
+        title = f"\n{entry.title} ({entry.licence})" if entry is not None else ""
         table.add_row(
-            ref,
+            ref + title,
             "\n".join(f"{k}: {v}" for k, v in shown.items()),
             "\n".join(providers),
             "yes" if is_default else "",
@@ -198,6 +226,28 @@ def ensemble(
         )
 
 
+def _default_file() -> Path | None:
+    """The file a plain run uses (None when $PRODEPTH_MODEL names a model not pulled)."""
+    try:
+        return default_model_path().resolve()
+    except ModelError:
+        return None
+
+
+def _shipped_is_default(default: Path | None) -> bool:
+    return default is not None and default == shipped_model_path()
+
+
+def _show_not_installed(entry: CatalogModel, table: Table, json_out: bool) -> None:
+    """A catalog model's record and spec, before it is pulled."""
+    about = f"{entry.title}; not installed: pulled on first use ({entry.licence})"
+    if json_out:
+        emit_json({"model": entry.ref, **_record(entry), "spec": entry.spec, "installed": None})
+        return
+    spec = "\n".join(f"{k}: {v}" for k, v in entry.spec.items() if v not in (None, ""))
+    table.add_row(f"{entry.ref}\n{about}", spec, "", "")
+
+
 def _pick(name: str, variant: str | None) -> CatalogModel:
     if variant is not None:
         name = f"{name.partition(catalog.VARIANT_SEP)[0]}{catalog.VARIANT_SEP}{variant}"
@@ -207,6 +257,7 @@ def _pick(name: str, variant: str | None) -> CatalogModel:
 def _record(model: CatalogModel) -> dict:
     return {
         "name": model.name,
+        "title": model.title,
         "variant": model.variant,
         "ref": model.ref,
         "kind": model.kind,
@@ -215,11 +266,3 @@ def _record(model: CatalogModel) -> dict:
         "source": model.url or f"{model.repo}@{model.revision}",
         "files": [f.path for f in model.files],
     }
-
-
-def _progress_hook(bar: Progress) -> hub.ProgressHook:
-    def start(description: str, total: int | None, done: int):
-        task = bar.add_task(description, total=total, completed=done)
-        return lambda n: bar.advance(task, n)
-
-    return start

@@ -52,6 +52,7 @@ class CatalogModel:
     url: str | None = None  # or a release folder: each file is `url` + its path
     notes: str = ""
     about_bytes: int | None = None  # the download's approximate size, where `bytes` are unknown
+    default_rank: int | None = None  # once installed, a plain run's default: lowest rank first
 
     @property
     def ref(self) -> str:
@@ -87,6 +88,14 @@ def catalog() -> dict[str, dict[str, CatalogModel]]:
 def all_models() -> list[CatalogModel]:
     """Every variant of every model, in catalog order."""
     return [m for variants in catalog().values() for m in variants.values()]
+
+
+def default_candidates() -> list[CatalogModel]:
+    """The variants that may be a plain run's default once installed, best first: by the
+    catalog's `default_rank` (relative-depth models only; a model without one never is),
+    each model's own default variant before its others."""
+    ranked = [m for m in all_models() if m.default_rank is not None and m.kind == "relative"]
+    return sorted(ranked, key=lambda m: (m.default_rank, m.variant != m.default_variant))
 
 
 def find(ref: str) -> CatalogModel | None:
@@ -175,6 +184,7 @@ def _variants(name: str, entry: dict[str, Any]) -> dict[str, CatalogModel]:
             url=merged.get("url"),
             notes=merged.get("notes", ""),
             about_bytes=merged.get("about_bytes"),
+            default_rank=merged.get("default_rank"),
         )
         if (model.url is None) == (model.repo is None or model.revision is None):
             raise KeyError(f"{name}: give either repo and revision, or url")

@@ -30,6 +30,7 @@ from prodepth_cli.models.spec import DEFAULT_WORKING_SIZE, ModelSpec, preset_for
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 MAX_IR_VERSION = 13  # the newest ONNX IR onnxruntime 1.31 reads: graphs we write cap theirs
 DEFAULT_MODEL = "prodepth-refiner.onnx"
+SHIPPED_NAME = "prodepth"  # `--model prodepth`: the shipped model, whatever is installed
 _GPU_PROVIDERS = ("CUDAExecutionProvider",)
 _EPS = 1e-6
 _MAX_ASPECT = 4  # the long side of a scaled pass, in working sizes at most
@@ -193,19 +194,41 @@ class DepthModel:
 
 
 def default_model_ref() -> str:
-    """$PRODEPTH_MODEL (a path or a catalog name), else the shipped default in models/."""
-    return os.environ.get("PRODEPTH_MODEL") or str(MODELS_DIR / DEFAULT_MODEL)
+    """$PRODEPTH_MODEL (a path or a catalog name), else the best catalog model installed (in
+    the catalog's `default_rank` order: Depth Anything V2, then MiDaS), else the shipped
+    model in models/, the offline fallback. A plain run never downloads."""
+    chosen = os.environ.get("PRODEPTH_MODEL")
+    if chosen:
+        return chosen
+    best = best_installed()
+    return best.ref if best is not None else str(shipped_model_path())
+
+
+def best_installed() -> CatalogModel | None:
+    """The catalog model a plain run uses, when one is installed."""
+    return next((m for m in catalog.default_candidates() if hub.installed_path(m)), None)
+
+
+def shipped_model_path() -> Path:
+    """The default model that ships in models/ (`--model prodepth`)."""
+    return MODELS_DIR / DEFAULT_MODEL
 
 
 def default_model_path() -> Path:
-    """The file the default model resolves to."""
-    return resolve_model(default_model_ref())[0]
+    """The file the default model resolves to (never downloads)."""
+    return resolve_model(default_model_ref(), pull=False)[0]
 
 
-def resolve_model(ref: str | Path) -> tuple[Path, CatalogModel | None]:
-    """A model file path, or a catalog name (`name` or `name:variant`) -> the file to load
-    and its catalog entry. A file that is a pulled catalog model under another name is
-    recognised by its size and sha256, so it still gets its catalog spec."""
+def resolve_model(
+    ref: str | Path, pull: bool = True, progress: hub.ProgressHook | None = None
+) -> tuple[Path, CatalogModel | None]:
+    """A model file path, a catalog name (`name` or `name:variant`) or `prodepth` (the shipped
+    model) -> the file to load and its catalog entry. A catalog model not yet installed is
+    pulled on first use (`pull`, reporting to `progress`), as transformers' pipelines do. A
+    file that is a pulled catalog model under another name is recognised by its size and
+    sha256, so it still gets its catalog spec."""
+    if str(ref) == SHIPPED_NAME:
+        return shipped_model_path(), None
     path = Path(ref)
     if path.is_file():
         return path, catalog.match_file(path)
@@ -219,28 +242,48 @@ def resolve_model(ref: str | Path) -> tuple[Path, CatalogModel | None]:
         raise ModelError(f"{ref}: no such model file{hint}")
     installed = hub.installed_path(entry)
     if installed is None:
-        raise ModelError(
-            f"{entry.ref}: not installed; run `prodepth models pull {entry.ref}` "
-            f"({catalog.human_bytes(entry.bytes)}, {entry.licence})"
-        )
+        installed = pull_on_first_use(entry, pull, progress)
     return installed, entry
+
+
+def pull_on_first_use(
+    entry: CatalogModel, allowed: bool = True, progress: hub.ProgressHook | None = None
+) -> Path:
+    """Download a catalog model a run names but that is not installed. Offline (`allowed`
+    false, or HF_HUB_OFFLINE) or when the download fails: one line naming the model and what
+    to do instead, before the run writes anything."""
+    instead = f"or run the shipped model with --model {SHIPPED_NAME}"
+    if not allowed or hub.offline():
+        raise ModelError(
+            f"{entry.ref}: not installed, and offline; pull it where there is internet "
+            f"(`prodepth models pull {entry.ref}`, {catalog.human_bytes(entry.bytes)}) or "
+            f"{hub.manual_hint(entry)}, {instead}"
+        )
+    try:
+        return hub.pull(entry, progress)
+    except ModelError as exc:
+        raise ModelError(f"{exc}; {instead}") from None
 
 
 def load_model(
     path: str | Path | None = None,
     device: str = "auto",
     threads: int | None = None,
+    pull: bool = True,
+    progress: hub.ProgressHook | None = None,
     **overrides: Any,
 ) -> DepthModel:
-    """Load a depth model (a file, a catalog name, default: the shipped one) for `device`
-    (auto | cpu | cuda).
+    """Load a depth model (a file, a catalog name, default: `default_model_ref`) for `device`
+    (auto | cpu | cuda); a catalog model not yet installed is pulled first (`pull`,
+    `progress`: see `resolve_model`).
 
     `overrides` are spec fields (kind, layout, size, mean, std, ...) that win over what is
     inferred from the graph, presets, the catalog and the JSON spec beside the model.
     `threads` caps onnxruntime's threads (default: one per core), for processes that share
     the machine, such as cluster workers.
     """
-    model_path, entry = resolve_model(path if path is not None else default_model_ref())
+    ref = path if path is not None else default_model_ref()
+    model_path, entry = resolve_model(ref, pull, progress)
     base = entry.spec if entry is not None else {}
     tile_net = load_network(model_path, device, overrides, base, threads)
     coarse_net = tile_net
