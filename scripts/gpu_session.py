@@ -12,6 +12,13 @@ copy the bundle carries) for `--coarse-steps` more steps, then the refiner, fed 
 shipped coarse model, for `--refiner-steps` more; their `last.pt` come back as
 `coarse-hed.pt` and `refiner.pt`, to copy into `checkpoints/` and score here.
 
+With `--refiner-on MODEL.onnx`, the lease trains a fresh PRO refiner on that model's coarse
+outputs instead (PRO on the model it was made for: Depth Anything V2 Small's `model.onnx`,
+carried in the bundle, since the device reaches no hub): the refiner in torch on the GPU,
+the coarse pass on onnxruntime's CPU provider, as the pipeline's coarse pass runs it; the
+refiner comes back as `refiner-on.pt` and exported, `refiner-on.onnx`, its spec naming the
+coarse model (a catalog file by its catalog name).
+
 It calls the trainer directly rather than the `prodepth` command, whose photo I/O needs
 libvips, which the GPU image lacks.
 """
@@ -103,6 +110,17 @@ def continue_runs(args: argparse.Namespace, runs: Path, out: Path) -> None:
     continue_run(source / "refiner", steps, device, runs, out, tiny, coarse_checkpoint=str(coarse))
 
 
+def refiner_on(model: Path, args: argparse.Namespace, runs: Path, out: Path) -> None:
+    """A new refiner fed only by `model`'s coarse maps, then exported beside its checkpoint."""
+    from prodepth_cli.training.export import export_checkpoint
+
+    extra = {"coarse_checkpoint": str(model), "coarse_from_net": 1.0}
+    best = train("refiner", args.refiner_steps, args.device, runs, out, args.tiny, **extra)
+    checkpoint = best.rename(out / "refiner-on.pt")
+    result = export_checkpoint(checkpoint, out / "refiner-on.onnx")
+    print(f"refiner-on: {result.onnx_path} and {result.spec_path}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coarse-steps", type=int, default=1500)
@@ -113,11 +131,16 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=Path, help="Runs to go on with (default checkpoints/).")
     ap.add_argument("--hed-weights", type=Path, help="HED trunk .h5 (default: the bundle's).")
     ap.add_argument("--coarse-model", type=Path, help="Refiner's coarse ONNX (default: shipped).")
+    ap.add_argument("--refiner-on", type=Path, help="Train a refiner on this ONNX model alone.")
     args = ap.parse_args()
     out = Path(os.environ.get("OUT", ROOT / "runs" / "gpu_session"))
     out.mkdir(parents=True, exist_ok=True)
     runs = ROOT / "runs" / "gpu_session_work"
     start = time.time()
+    if args.refiner_on:
+        refiner_on(args.refiner_on, args, runs, out)
+        print(f"session: {time.time() - start:.0f} s", flush=True)
+        return
     if args.continue_runs:
         continue_runs(args, runs, out)
         print(f"session: {time.time() - start:.0f} s", flush=True)

@@ -64,3 +64,22 @@ def test_dry_run_goes_on_with_the_accumulating_runs(tmp_path):
     assert coarse_state["config"]["arch"] == hed
     assert refiner_state["config"]["coarse_checkpoint"] == str(onnx_path)
     assert (tmp_path / "out" / "refiner.log").read_text().strip()
+
+
+def test_dry_run_trains_and_exports_a_refiner_on_an_onnx_coarse_model(tmp_path):
+    """`--refiner-on`: a fresh refiner fed only by the given model's maps (here the Depth
+    Anything V2 stand-in), exported with a spec that names that model."""
+    from tests.standins import depth_anything_v2
+
+    model = depth_anything_v2(tmp_path / "da2.onnx", "tiny")
+    args = ["--refiner-on", str(model), "--device", "cpu", "--tiny", "--refiner-steps", "2"]
+    env = {**os.environ, "OUT": str(tmp_path / "out")}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = torch.load(tmp_path / "out" / "refiner-on.pt", weights_only=False)
+    assert state["config"]["coarse_checkpoint"] == str(model)
+    assert state["config"]["coarse_from_net"] == 1.0
+    spec = json.loads((tmp_path / "out" / "refiner-on.json").read_text())
+    assert spec["coarse_model"] == "da2.onnx" and spec["coarse_input"] == "coarse"

@@ -39,11 +39,14 @@ def train(
         bool, typer.Option("--no-consistency", help="Refiner: train without the GPCT loss.")
     ] = False,
     coarse_checkpoint: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
+            "--coarse-model",
             "--coarse-checkpoint",
-            help="Refiner: the coarse network that makes its inputs, a .pt checkpoint or an "
-            "ONNX model (run as the pipeline's coarse pass runs it).",
+            help="Refiner: the coarse model that makes its inputs, as the pipeline's coarse "
+            "pass runs it: a .pt checkpoint, an ONNX file, or a catalog name such as "
+            "depth-anything-v2-small (pulled on first use); the exported refiner names it.",
+            show_default=False,
         ),
     ] = None,
     data: Annotated[
@@ -68,7 +71,7 @@ def train(
         raise OptionError(f"--device {device}: use cpu or cuda")
     if network.lower() == "bokeh":
         if config or no_consistency or coarse_checkpoint:
-            raise OptionError("--config, --no-consistency, --coarse-checkpoint: depth nets only")
+            raise OptionError("--config, --no-consistency, --coarse-model: depth nets only")
         _train_bokeh(out, data or out / "data", steps or 3000, device, resume, quiet, json_out)
         return
     if data:
@@ -78,7 +81,7 @@ def train(
     if no_consistency:
         overrides["consistency"] = False
     if coarse_checkpoint:
-        overrides["coarse_checkpoint"] = str(coarse_checkpoint)
+        overrides["coarse_checkpoint"] = coarse_checkpoint
     cfg = make_config(network.lower(), overrides)
     with progress_bar(quiet) as bar, _kill_ends_the_step() as killed:
         task = bar.add_task(f"train {cfg.kind}", total=cfg.steps)

@@ -288,10 +288,34 @@ def load_model(
     tile_net = load_network(model_path, device, overrides, base, threads)
     coarse_net = tile_net
     if tile_net.spec.coarse_model:
-        coarse_model = model_path.parent / tile_net.spec.coarse_model
-        coarse_net = load_network(coarse_model, device, {}, threads=threads)
+        coarse_model = tile_net.spec.coarse_model
+        coarse_net = _coarse_network(model_path, coarse_model, device, threads, pull, progress)
     name = entry.ref if entry is not None else model_path.name
     return DepthModel(name, tile_net, coarse_net)
+
+
+def _coarse_network(
+    refiner: Path,
+    coarse_model: str,
+    device: str,
+    threads: int | None,
+    pull: bool,
+    progress: hub.ProgressHook | None,
+) -> Network:
+    """A refiner's coarse network: the file its spec names beside it, else the catalog model
+    it names (a refiner trained on Depth Anything V2), pulled on first use like any name."""
+    beside = refiner.parent / coarse_model
+    if beside.is_file():
+        return load_network(beside, device, {}, threads=threads)
+    if catalog.find(coarse_model) is None:
+        raise ModelError(
+            f"{refiner}: its coarse model {coarse_model} is neither beside it nor a catalog name"
+        )
+    try:
+        path, entry = resolve_model(coarse_model, pull, progress)
+    except ModelError as exc:
+        raise ModelError(f"{refiner.name} needs its coarse model: {exc}") from None
+    return load_network(path, device, {}, entry.spec, threads)
 
 
 def load_network(

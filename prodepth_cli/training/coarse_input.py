@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prodepth_cli.models.runtime import Network, load_network, pass_hw
+from prodepth_cli.models.runtime import Network, load_model, pass_hw
 from prodepth_cli.nets import INPUT_MULTIPLE
 from prodepth_cli.training.checkpoint import load_checkpoint, net_from_checkpoint
 from prodepth_cli.training.tensors import image_tensor
@@ -97,10 +97,12 @@ class CoarsePass:
     side: int
 
     @classmethod
-    def load(cls, checkpoint: Path, device: str, threads: int = 1) -> CoarsePass | OnnxCoarsePass:
-        """The coarse pass of a `.pt` checkpoint, or of an ONNX model (`OnnxCoarsePass`)."""
-        if checkpoint.suffix.lower() == ".onnx":
-            return OnnxCoarsePass.load(checkpoint, threads)
+    def load(cls, source: str | Path, device: str, threads: int = 1) -> CoarsePass | OnnxCoarsePass:
+        """The coarse pass of a `.pt` checkpoint, else of an ONNX model: a file or a catalog
+        name (`OnnxCoarsePass`)."""
+        checkpoint = Path(source)
+        if checkpoint.suffix.lower() != ".pt":
+            return OnnxCoarsePass.load(source, threads)
         state = load_checkpoint(checkpoint)
         return cls(net_from_checkpoint(state).to(device), state["config"]["size"])
 
@@ -123,8 +125,9 @@ class OnnxCoarsePass:
     net: Network
 
     @classmethod
-    def load(cls, path: Path, threads: int) -> OnnxCoarsePass:
-        return cls(load_network(path, "cpu", {}, threads=threads))
+    def load(cls, model: str | Path, threads: int) -> OnnxCoarsePass:
+        """An ONNX file or catalog name, with its spec as `prodepth depth` would run it."""
+        return cls(load_model(model, "cpu", threads=threads).tile_net)
 
     def disparity(self, rgb: np.ndarray, device: str) -> np.ndarray:
         """The refiner's `coarse` input for `rgb` `(H, W, 3)` in [0, 1]: `(H, W)` in [0, 1]."""

@@ -47,7 +47,7 @@ class TrainConfig:
     image_side: int = 512  # refiner: side of the synthetic high-resolution image
     consistency: bool = True
     consistency_weight: float = 1.0
-    coarse_checkpoint: str | None = None  # refiner: coarse .pt or .onnx giving its inputs
+    coarse_checkpoint: str | None = None  # refiner: coarse .pt, .onnx or catalog name
     coarse_from_net: float = 0.5  # refiner: fraction of groups whose coarse input is the net's
     arch: dict[str, Any] = field(default_factory=dict)
     ema: float = 0.0  # decay of the weights' moving average (validated, exported); 0: none

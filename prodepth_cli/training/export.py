@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from prodepth_cli.errors import ModelError
+from prodepth_cli.models import catalog
 from prodepth_cli.models.runtime import MAX_IR_VERSION
 from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, write_spec
 from prodepth_cli.nets import INPUT_MULTIPLE
@@ -45,7 +46,23 @@ class ExportResult:
     kind: str
 
 
-def spec_for(kind: str, working_size: int, name: str) -> ModelSpec:
+def coarse_model_ref(source: str | None) -> str:
+    """What an exported refiner's spec names as its coarse model, from the coarse source it
+    trained on (`TrainConfig.coarse_checkpoint`): a catalog model by its name (so `prodepth
+    depth` finds it installed, or pulls it), another ONNX file by its file name (to sit
+    beside the refiner), else the shipped coarse network (a .pt run exports beside it)."""
+    if not source or Path(source).suffix.lower() == ".pt":
+        return COARSE_MODEL_FILE
+    path = Path(source)
+    entry = catalog.match_file(path) if path.is_file() else catalog.find(source)
+    if entry is not None:
+        return entry.ref
+    return path.name
+
+
+def spec_for(
+    kind: str, working_size: int, name: str, coarse_model: str = COARSE_MODEL_FILE
+) -> ModelSpec:
     """The JSON spec of an exported network of `kind` ("coarse" or "refiner")."""
     common = dict(
         input="image",
@@ -64,7 +81,7 @@ def spec_for(kind: str, working_size: int, name: str) -> ModelSpec:
         working_size=working_size,
         align="none",
         coarse_input="coarse",
-        coarse_model=COARSE_MODEL_FILE,
+        coarse_model=coarse_model,
     )
 
 
@@ -151,7 +168,8 @@ def export_checkpoint(checkpoint: Path, onnx_path: Path, fp16: bool = False) -> 
             f"spanning {span:.2g} (tolerance {PARITY_TOLERANCE[fp16]:.0e} of the span)"
         )
     # working_size is the coarse pass's short side: the coarse training size for both
-    spec = spec_for(kind, cfg["size"], onnx_path.stem)
+    coarse_model = coarse_model_ref(cfg.get("coarse_checkpoint"))
+    spec = spec_for(kind, cfg["size"], onnx_path.stem, coarse_model)
     spec = spec.replace(
         extra={
             "trained_steps": state["step"],

@@ -246,7 +246,7 @@ def run_training(
 
     coarse_pass = None
     if cfg.kind == "refiner" and cfg.coarse_checkpoint:
-        coarse_pass = CoarsePass.load(Path(cfg.coarse_checkpoint), device, cfg.threads)
+        coarse_pass = CoarsePass.load(cfg.coarse_checkpoint, device, cfg.threads)
     (out_dir / "config.json").write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
     data = _Data(cfg)
     validate = validate_coarse
