@@ -86,9 +86,9 @@ def test_a_refiner_whose_coarse_model_cannot_be_had_is_one_line(pair, tmp_path, 
     stray.with_suffix(".json").write_text(json.dumps({**spec, "coarse_model": "nowhere"}))
     with pytest.raises(ModelError, match="coarse model nowhere is neither beside it nor"):
         load_model(stray, "cpu")
-    moved = installed.rename(tmp_path / "away.onnx")  # not installed, and no download allowed
+    moved = installed.rename(tmp_path / "away.onnx")  # a refiner file downloads nothing
     try:
-        with pytest.raises(ModelError, match=f"needs its coarse model: {NAME}: not installed"):
-            load_model(refiner, "cpu", pull=False)
+        with pytest.raises(ModelError, match=f"refines {NAME}, which is not installed; run"):
+            load_model(refiner, "cpu")
     finally:
         moved.rename(installed)

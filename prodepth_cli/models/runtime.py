@@ -288,33 +288,29 @@ def load_model(
     tile_net = load_network(model_path, device, overrides, base, threads)
     coarse_net = tile_net
     if tile_net.spec.coarse_model:
-        coarse_model = tile_net.spec.coarse_model
-        coarse_net = _coarse_network(model_path, coarse_model, device, threads, pull, progress)
+        coarse_net = _coarse_network(model_path, tile_net.spec.coarse_model, device, threads)
     name = entry.ref if entry is not None else model_path.name
     return DepthModel(name, tile_net, coarse_net)
 
 
-def _coarse_network(
-    refiner: Path,
-    coarse_model: str,
-    device: str,
-    threads: int | None,
-    pull: bool,
-    progress: hub.ProgressHook | None,
-) -> Network:
+def _coarse_network(refiner: Path, coarse_model: str, device: str, threads: int | None) -> Network:
     """A refiner's coarse network: the file its spec names beside it, else the catalog model
-    it names (a refiner trained on Depth Anything V2), pulled on first use like any name."""
+    it names (a refiner trained on Depth Anything V2), which must be installed: a refiner
+    file is no request to download hundreds of MB, so one line says what to pull."""
     beside = refiner.parent / coarse_model
     if beside.is_file():
         return load_network(beside, device, {}, threads=threads)
-    if catalog.find(coarse_model) is None:
+    entry = catalog.find(coarse_model)
+    if entry is None:
         raise ModelError(
             f"{refiner}: its coarse model {coarse_model} is neither beside it nor a catalog name"
         )
-    try:
-        path, entry = resolve_model(coarse_model, pull, progress)
-    except ModelError as exc:
-        raise ModelError(f"{refiner.name} needs its coarse model: {exc}") from None
+    path = hub.installed_path(entry)
+    if path is None:
+        raise ModelError(
+            f"{refiner}: refines {entry.ref}, which is not installed; run `prodepth models pull "
+            f"{entry.ref}` ({catalog.human_bytes(entry.bytes)}, {entry.licence}) first"
+        )
     return load_network(path, device, {}, entry.spec, threads)
 
 
