@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prodepth_cli.errors import InputError, OptionError
+from prodepth_cli.io.raw import RAW_SUFFIXES, is_raw
 
 IMAGE_SUFFIXES = {
     ".jpg",
@@ -28,21 +29,26 @@ IMAGE_SUFFIXES = {
     ".pnm",
     ".jp2",
     ".heic",
+    ".heif",
+    ".hif",
     ".avif",
     ".gif",
     ".exr",
     ".hdr",
-}
+} | RAW_SUFFIXES
 STDIO = "-"
+PREFER = ("raw", "jpeg")  # which of a RAW + JPEG pair of one shot is used
 
 
 @dataclass(frozen=True)
 class Job:
-    """One input and where its result goes. `root` is the folder it was found under."""
+    """One input and where its result goes. `root` is the folder it was found under;
+    `skip` why it is not run (another file of the same shot is)."""
 
     input: str
     output: str
     root: Path | None = None
+    skip: str | None = None
 
 
 @dataclass
@@ -109,15 +115,23 @@ def plan_jobs(
     recursive: bool,
     suffix: str | Callable[[str], str],
     tag: str,
+    prefer: str = "raw",
 ) -> tuple[list[Job], Missing]:
     """Jobs for `inputs`, and the inputs that matched nothing.
+
+    A RAW file and a developed image (JPEG, HEIC...) of one shot (same folder, same stem)
+    make one output: the RAW's, or with `prefer` "jpeg" the other's; the other job is marked
+    `skip`.
 
     Outputs are named `<stem><tag><suffix>`: beside the input without `-o`; inside `-o DIR`
     (mirroring a folder's structure) for several inputs or a folder; at `-o FILE` for one
     input; on stdout for `-o -`. `suffix` is one for all, or a function of each input
     (e.g. to keep its own format).
     """
+    if prefer not in PREFER:
+        raise OptionError(f"--prefer {prefer}: choose one of {', '.join(PREFER)}")
     found, missing = expand_inputs(inputs, recursive)
+    twins = same_shot_twins([f for f, _ in found], prefer)
     if not found:
         return [], missing
     many = len(found) > 1 or any(root is not None for _, root in found)
@@ -141,8 +155,27 @@ def plan_jobs(
             out = output
         else:
             out = str(Path(item).with_name(f"{name}{tag}{ext}"))
-        jobs.append(Job(item, out, root))
+        jobs.append(Job(item, out, root, twins.get(item)))
     return jobs, missing
+
+
+def same_shot_twins(paths: list[str], prefer: str) -> dict[str, str]:
+    """The files not to run because a RAW + developed pair of the same shot (same folder
+    and stem) is there and the other one is preferred: {path: why}."""
+    shots: dict[tuple[str, str], list[str]] = {}
+    for path in paths:
+        if path != STDIO:
+            shots.setdefault((str(Path(path).parent), Path(path).stem), []).append(path)
+    skipped = {}
+    for files in shots.values():
+        raws = [f for f in files if is_raw(f)]
+        developed = [f for f in files if not is_raw(f)]
+        if raws and developed:
+            used, dropped = (raws, developed) if prefer == "raw" else (developed, raws)
+            other = "jpeg" if prefer == "raw" else "raw"
+            for f in dropped:
+                skipped[f] = f"{Path(used[0]).name} of the same shot is used (--prefer {other})"
+    return skipped
 
 
 def report_failures(outcomes: list[Outcome], console) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 
 from prodepth_cli.io import INTEGER_WHITE
 from prodepth_cli.io.read import WindowReader, open_stream, to_unit_rgb
-from prodepth_cli.io.write import DepthScratch, write_colormap, write_depth
+from prodepth_cli.io.write import DepthScratch, PhotoOrigin, write_colormap, write_depth
 from prodepth_cli.models.runtime import DepthModel, Network
 from prodepth_cli.tiling.align import crop_coarse, fit_to_coarse
 from prodepth_cli.tiling.blend import ArrayCanvas, Canvas, TileWeights
@@ -296,10 +296,12 @@ def depth_file(
     ("-" = stdout) in `fmt`; `colormap` also writes an 8-bit colour preview there.
 
     Nothing appears at `dst` until it is complete (written under a temporary name, renamed).
-    `on_start(n_tiles)` is called once the plan is known.
+    The map carries the photograph's camera EXIF; `fmt` "jpeg" writes the photograph with
+    the map embedded. `on_start(n_tiles)` is called once the plan is known.
     """
     t0 = time.perf_counter()
     image = open_stream(src, data)
+    origin = PhotoOrigin(str(src), data, image.camera_tags())
     plan = plan_tiles(image.height, image.width, options.tile, options.overlap)
     if on_start:
         on_start(len(plan.tiles))
@@ -309,9 +311,9 @@ def depth_file(
         DepthScratch(image.width, image.height, model.is_metric, plan.tile_h) as scratch,
     ):
         blend_depth(reader, image.thumbnail, model, scratch, options, on_tiles)
-        write_depth(scratch, dst, fmt)
+        write_depth(scratch, dst, fmt, origin)
         if colormap is not None:
-            write_colormap(scratch, colormap)
+            write_colormap(scratch, colormap, origin)
     return DepthReport(
         str(src),
         str(dst),

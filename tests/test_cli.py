@@ -17,6 +17,7 @@ import tifffile
 from typer.testing import CliRunner
 
 from prodepth_cli.cli import app
+from prodepth_cli.io.gdepth import read_embedded_depth
 from prodepth_cli.io.pfm import read_pfm
 from tests.conftest import scene_image
 
@@ -166,6 +167,8 @@ def test_unwritable_output_location(tmp_path, pointwise_exact):
         ("d.TIFF", lambda p: tifffile.imread(p).dtype == np.float32),
         ("d.npy", lambda p: np.load(p).dtype == np.float32),
         ("d.pfm", lambda p: read_pfm(p).dtype == np.float32),
+        # the photograph (encoded as JPEG: the input is a PNG) with the map inside
+        ("d.jpg", lambda p: read_embedded_depth(p.read_bytes()).disparity.shape == (120, 160)),
     ],
 )
 def test_an_output_file_suffix_chooses_its_format(tmp_path, pointwise_exact, name, check):
@@ -178,7 +181,7 @@ def test_an_output_file_suffix_chooses_its_format(tmp_path, pointwise_exact, nam
 @pytest.mark.parametrize(
     ("name", "options", "needle"),
     [
-        ("d.jpg", [], ".jpg is not a depth map format"),
+        ("d.gif", [], ".gif is not a depth map format"),
         ("d", [], "no suffix is not a depth map format"),
         ("d.tif", ["--format", "png16"], "--format png16 contradicts the .tif suffix"),
         ("d.png", ["--format", "npy"], "--format npy contradicts the .png suffix"),

@@ -2,7 +2,8 @@
 
 Accepted: 16-bit (or 8-bit) grey PNG (near = bright), float TIFF, PFM, NPY — all relative
 inverse depth, larger = nearer, in the map's own units. Non-finite values (`inf` in
-Middlebury's ground truth) are invalid and filled; a map of another size is resized.
+Middlebury's ground truth) are invalid and filled; a map of another size is resized. A JPEG
+may carry its own map (GDepth, as `prodepth depth --embed` and Google's cameras write it).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import numpy as np
 import tifffile
 
 from prodepth_cli.errors import InputError
+from prodepth_cli.io.gdepth import EmbeddedDepthError, read_embedded_depth
 from prodepth_cli.io.pfm import read_pfm
 
 DEPTH_SUFFIXES = (".png", ".tif", ".tiff", ".pfm", ".npy")
+_JPEG_START = b"\xff\xd8\xff"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,32 @@ def read_depth_map(path: str | Path, hw: tuple[int, int] | None = None) -> Depth
     if hw is not None and tuple(hw) != source_hw:
         disparity = cv2.resize(disparity, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
     return DepthMap(disparity, source_hw, filled)
+
+
+def read_embedded_depth_map(
+    path: str | Path, data: bytes | None, hw: tuple[int, int]
+) -> DepthMap | None:
+    """The depth map embedded in the JPEG at `path` (or its bytes `data`), upright and
+    resized to `hw` (H, W); None when it carries none. InputError when it names one that
+    cannot be read."""
+    if data is None:
+        with open(path, "rb") as f:
+            if f.read(3) != _JPEG_START:
+                return None
+            data = _JPEG_START + f.read()
+    if data[:3] != _JPEG_START:
+        return None
+    try:
+        embedded = read_embedded_depth(data)
+    except EmbeddedDepthError as exc:
+        raise InputError(f"{path}: embedded depth map unreadable: {exc}") from None
+    if embedded is None:
+        return None
+    disparity = embedded.disparity
+    source_hw = disparity.shape
+    if tuple(hw) != source_hw:
+        disparity = cv2.resize(disparity, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+    return DepthMap(disparity, source_hw, 0.0)
 
 
 def fill_invalid(disparity: np.ndarray, invalid: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from prodepth_cli.bokeh.depth_input import read_depth_map
+from prodepth_cli.bokeh.depth_input import read_depth_map, read_embedded_depth_map
 from prodepth_cli.bokeh.focus import default_focus, focus_at_point
 from prodepth_cli.bokeh.lens import (
     DEFAULT_F_NUMBER,
@@ -23,7 +23,7 @@ from prodepth_cli.bokeh.lens import (
     normalise_disparity,
     signed_coc,
 )
-from prodepth_cli.bokeh.photo_io import Photo, read_photo, write_photo
+from prodepth_cli.bokeh.photo_io import read_photo, write_photo
 from prodepth_cli.bokeh.render import render_bokeh
 from prodepth_cli.bokeh.tiled import render_tiled
 from prodepth_cli.errors import OptionError
@@ -115,9 +115,12 @@ class BokehReport:
     focus: float
     blur_px: float
     max_radius_px: float
-    depth: str  # the depth map's path, or "model:<name>"
+    depth: str  # the depth map's path, "embedded", or "model:<name>"
     depth_resized_from: tuple[int, int] | None
     seconds: float
+
+
+EMBEDDED = "embedded"  # the depth map a photograph carries
 
 
 class DepthSource(Protocol):
@@ -138,23 +141,27 @@ def bokeh_file(
     data: bytes | None = None,
 ) -> BokehReport:
     """Render the image file `src` (or encoded `data` named `src`) to `dst` ("-" = PNG on
-    stdout), with the depth map at `depth_path` or, without one, from `depth_source`.
+    stdout), with the depth map at `depth_path` or, without one, the map the photograph
+    carries (GDepth; `depth` "embedded"), else from `depth_source`.
 
     Nothing appears at `dst` until it is complete (temporary name, then rename).
     """
     t0 = time.perf_counter()
     photo = read_photo(src, data)
     resized_from = None
+    depth_map = None if depth_path is not None else read_embedded_depth_map(src, data, photo.hw)
     if depth_path is not None:
         depth_map = read_depth_map(depth_path, photo.hw)
         disparity, depth_name = depth_map.disparity, str(depth_path)
         resized_from = depth_map.source_hw if depth_map.resized else None
+    elif depth_map is not None:
+        disparity, depth_name = depth_map.disparity, EMBEDDED
     elif depth_source is not None:
         disparity, depth_name = depth_source(photo.as_uint8()), f"model:{depth_source.name}"
     else:
         raise OptionError("no depth: pass --depth or a depth model")
     result = bokeh_array(photo.rgb, disparity, options, renderer)
-    write_photo(Photo(result.rgb, photo.bits, photo.icc), dst)
+    write_photo(photo.with_pixels(result.rgb), dst)
     return BokehReport(
         photo.hw[1],
         photo.hw[0],

@@ -14,6 +14,7 @@ import typer
 from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin
 from prodepth_cli.bokeh.depth_input import DEPTH_SUFFIXES
 from prodepth_cli.bokeh.engine import (
+    EMBEDDED,
     ENGINES,
     BokehOptions,
     Renderer,
@@ -30,6 +31,7 @@ from prodepth_cli.commands.common import (
     InputsArgument,
     JsonOption,
     OverwriteOption,
+    PreferOption,
     QuietOption,
     RayAddressOption,
     RayOption,
@@ -67,8 +69,9 @@ def bokeh(
         Path | None,
         typer.Option(
             help="Depth map as `prodepth depth` writes it (16-bit PNG near = bright, TIFF, "
-            "PFM, NPY), or a folder of `<stem>_depth.*` maps for a batch. Default: run the "
-            "depth model first.",
+            "PFM, NPY), or a folder of `<stem>_depth.*` maps for a batch. Default: the map a "
+            "JPEG carries (GDepth: `prodepth depth --embed`, Google camera portraits), else "
+            "run the depth model first.",
             show_default=False,
         ),
     ] = None,
@@ -118,6 +121,7 @@ def bokeh(
     offline: OfflineOption = False,
     kind: KindOption = None,
     recursive: RecursiveOption = False,
+    prefer: PreferOption = "raw",
     overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
     ray: RayOption = False,
@@ -135,7 +139,7 @@ def bokeh(
     if engine not in ENGINES:
         fail(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
     options = BokehOptions(f_number, parse_point(focus) if focus is not None else None, focus_depth)
-    jobs, missing = plan_jobs(inputs, output, recursive, output_suffix, "_bokeh")
+    jobs, missing = plan_jobs(inputs, output, recursive, output_suffix, "_bokeh", prefer.lower())
     for job in jobs:  # an output we cannot write is refused before any work
         if job.output != STDIO:
             check_output_suffix(job.output)
@@ -273,7 +277,8 @@ def _run_job(
 
 def _summary(outcome: Outcome) -> str:
     info = outcome.info
+    embedded = "its embedded depth map, " if info["depth"] == EMBEDDED else ""
     return (
-        f"{info['width']}x{info['height']}, focus {info['focus']:.4g}, discs up to "
+        f"{embedded}{info['width']}x{info['height']}, focus {info['focus']:.4g}, discs up to "
         f"{info['max_radius_px']:.0f} px, {info['seconds']:.1f} s"
     )

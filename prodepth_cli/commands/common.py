@@ -68,6 +68,15 @@ WorkersOption = Annotated[
 GpusPerWorkerOption = Annotated[
     float, typer.Option("--gpus-per-worker", min=0.0, help="With --ray: GPUs for each worker.")
 ]
+PreferOption = Annotated[
+    str,
+    typer.Option(
+        "--prefer",
+        help="A RAW and a JPEG (or HEIC) of one shot side by side make one output: from the "
+        "raw, or the jpeg; the other is reported as skipped.",
+        case_sensitive=False,
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="One JSON object per result on stdout, for scripts.")
 ]
@@ -145,7 +154,7 @@ def run_batch(
         elif outcome.status == "ok" and outcome.job.output != STDIO:
             note(f"{outcome.job.input} -> {outcome.job.output} ({summary(outcome)})", quiet)
         elif outcome.status == "skipped":
-            note(f"{outcome.job.input}: skipped, {outcome.job.output} exists", quiet)
+            note(f"{outcome.job.input}: skipped, {outcome.info['reason']}", quiet)
 
     outcomes = [Outcome.missing(item, why) for item, why in missing]
     for outcome in outcomes:
@@ -161,8 +170,11 @@ def run_batch(
 
         todo = []
         for job in jobs:
-            if job.output != STDIO and not overwrite and Path(job.output).exists():
-                finish(Outcome(job, "skipped", info={"reason": "output exists (use --overwrite)"}))
+            if job.skip:
+                finish(Outcome(job, "skipped", info={"reason": job.skip}))
+            elif job.output != STDIO and not overwrite and Path(job.output).exists():
+                why = f"{job.output} exists (use --overwrite)"
+                finish(Outcome(job, "skipped", info={"reason": why}))
             elif mapper is None:
                 finish(run_job(job, bar))
             else:

@@ -18,6 +18,7 @@ from prodepth_cli.commands.common import (
     InputsArgument,
     JsonOption,
     OverwriteOption,
+    PreferOption,
     QuietOption,
     RayAddressOption,
     RayOption,
@@ -82,15 +83,25 @@ def depth(
         typer.Option(
             "--format",
             "-f",
-            help="png16 (normalised, near = bright), tiff (float32), pfm, npy. Default: the "
-            "output file's suffix (.png .tif .tiff .pfm .npy), else png16.",
+            help="png16 (normalised, near = bright), tiff (float32), pfm, npy, or jpeg (the "
+            "photograph with the map embedded, as --embed). Default: the output file's suffix "
+            "(.png .tif .tiff .pfm .npy .jpg), else png16.",
             show_default=False,
         ),
     ] = None,
+    embed: Annotated[
+        bool,
+        typer.Option(
+            help="Write the photograph as `<stem>_depth.jpg` with the map inside, as Google's "
+            "depth photos carry it (GDepth XMP), for depth-aware viewers and editors; a JPEG "
+            "keeps its pixels, EXIF and ICC byte for byte.",
+        ),
+    ] = False,
     colormap: Annotated[
         bool, typer.Option(help="Also write an 8-bit colour preview `<stem>_depth_color.png`.")
     ] = False,
     recursive: RecursiveOption = False,
+    prefer: PreferOption = "raw",
     overwrite: OverwriteOption = False,
     device: DeviceOption = "auto",
     ray: RayOption = False,
@@ -108,8 +119,13 @@ def depth(
     """
     if fmt is not None and fmt not in FORMATS:
         fail(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    if embed:
+        if fmt not in (None, "jpeg"):
+            fail(f"--embed writes a JPEG: it contradicts --format {fmt}")
+        fmt = "jpeg"
     plan_tiles(tile, tile, tile, overlap)  # rejects nonsense tile/overlap before any work
-    jobs, missing = plan_jobs(inputs, output, recursive, FORMATS[fmt or "png16"], "_depth")
+    suffix = FORMATS[fmt or "png16"]
+    jobs, missing = plan_jobs(inputs, output, recursive, suffix, "_depth", prefer.lower())
     if len(jobs) == 1 and jobs[0].output == output and output != STDIO:
         fmt = format_for_output(output, fmt)  # one output file: its suffix decides
     fmt = fmt or "png16"

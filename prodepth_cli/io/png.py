@@ -41,16 +41,20 @@ def write_png(
     level: int = 1,
     threads: int | None = None,
     samples: Callable[[np.ndarray], np.ndarray] | None = None,
+    chunks: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
     """Write a PNG of `height` rows to `f` from `strips`: `(n, width * channels)` arrays of
     uint8 (`bitdepth` 8) or big-endian uint16 (16) samples, top to bottom, or anything that
     `samples` turns into those (it runs on the worker threads, with the filtering and
-    deflate; it must not change its input). `level`: ISA-L's 0-3."""
+    deflate; it must not change its input). `level`: ISA-L's 0-3. `chunks`: ancillary
+    (type, data) chunks to write before the pixels (eXIf, tEXt...)."""
     threads = threads or min(4, os.cpu_count() or 1)
     pending, adler, rows, above = deque(), 1, 0, None
     f.write(SIGNATURE)
     colour = _COLOUR_TYPES[channels]
     _chunk(f, b"IHDR", struct.pack(">IIBBBBB", width, height, bitdepth, colour, 0, 0, 0))
+    for kind, data in chunks:
+        _chunk(f, kind, data)
     # IDAT chunks concatenate: the zlib header, the segments, the checksum, each its own
     _chunk(f, b"IDAT", bytes([0x78, 0x01]))  # zlib header: deflate, fastest
     with ThreadPoolExecutor(threads) as pool:

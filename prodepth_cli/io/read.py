@@ -3,7 +3,8 @@
 libvips (pyvips) does the decoding: JPEG, PNG, TIFF/BigTIFF, WebP and more are read in
 sequential strips, so a gigapixel photograph is never held whole in memory. Tiled TIFFs are
 read tile by tile instead (io/tiff.py), which keeps less. Images whose EXIF orientation needs
-a rotation are decoded whole (a rotation needs random access).
+a rotation are decoded whole (a rotation needs random access), and so are camera RAW files
+(io/raw.py, LibRaw) and HEIC photographs (io/heif.py, libheif), which have no streaming decoder.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import numpy as np
 import pyvips
 
 from prodepth_cli.errors import InputError
+from prodepth_cli.io.heif import decode_heif, is_hevc_heif, sniff
+from prodepth_cli.io.metadata import camera_tags
+from prodepth_cli.io.raw import decode_raw, is_raw
 from prodepth_cli.io.scratch import RowBand, ScratchArray, rows_per_strip
 from prodepth_cli.io.tiff import TiledTiff
 
@@ -48,6 +52,7 @@ class ImageSource:
     image: pyvips.Image  # sRGB, 3 bands, any numeric format, orientation applied
     full_scale: float  # pixel value of white
     data: bytes | None = None  # the encoded image when it did not come from a file
+    decoded: bool = False  # `image` is in memory (RAW, HEIC): thumbnails come from it
 
     def __post_init__(self) -> None:
         # One region over one pipeline: its reads share the sequential decoder's position.
@@ -87,20 +92,34 @@ class ImageSource:
         yield 0, self.rows(y0, y1)
 
     def thumbnail(self, max_side: int) -> np.ndarray:
+        if self.decoded:
+            thumb = self.image.thumbnail_image(max_side, height=max_side, size="down")
+            return to_unit_rgb(thumb.numpy(), self.full_scale)
         return read_thumbnail(self.name, self.data, max_side)
+
+    def camera_tags(self) -> dict[str, str]:
+        """The photograph's EXIF Make, Model, DateTime(Original), those it has."""
+        return camera_tags(self.image)
 
 
 def open_stream(path: str | Path, data: bytes | None = None) -> ImageSource | TiledTiff:
     """Open an image file (or encoded `data` named `path`) to stream its rows into a
     `WindowReader`: tiled TIFFs tile by tile, everything else through libvips."""
     _check_input(str(path), data)
+    if is_raw(path):  # a RAW is a TIFF too, often: its first image is no photograph
+        return open_image(path, data)
     return TiledTiff.open(path, data) or open_image(path, data)
 
 
-def open_image(path: str | Path, data: bytes | None = None) -> ImageSource:
-    """Open an image file (or encoded `data`, e.g. from stdin, named `path`) for streaming."""
+def open_image(path: str | Path, data: bytes | None = None, raw_bits: int = 8) -> ImageSource:
+    """Open an image file (or encoded `data`, e.g. from stdin, named `path`) for streaming;
+    a camera RAW file is developed to `raw_bits` (8 or 16) per channel."""
     name = str(path)
     _check_input(name, data)
+    if is_raw(name):
+        return ImageSource(name, *_as_srgb(decode_raw(name, data, raw_bits), name), data, True)
+    if is_hevc_heif(sniff(name, data)):
+        return ImageSource(name, *_as_srgb(decode_heif(name, data), name), data, True)
     image = _load(name, data, access="sequential")
     if _orientation(image) > 1:
         image = _load(name, data, access="random").autorot()

@@ -20,6 +20,7 @@ import tifffile
 
 from prodepth_cli.errors import InputError
 from prodepth_cli.io import INTEGER_WHITE
+from prodepth_cli.io.metadata import page_camera_tags
 
 _PHOTOMETRIC = {
     tifffile.PHOTOMETRIC.MINISBLACK,
@@ -58,6 +59,10 @@ class TiledTiff:
 
     def close(self) -> None:
         self._tiff.close()
+
+    def camera_tags(self) -> dict[str, str]:
+        """The photograph's Make, Model and DateTime tags, those it has."""
+        return page_camera_tags(self._page)
 
     def blocks(self, y0: int, y1: int) -> Iterator[tuple[int, np.ndarray]]:
         """The tiles of rows `[y0, y1)` (`y0` on a tile row), left to right, as `(x0,

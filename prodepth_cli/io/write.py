@@ -7,7 +7,9 @@ format ever holds the map whole.
 
 Conventions: the scratch holds disparity, larger = nearer. `png16` maps the image's own range
 to 0..65535 (near = bright); `tiff` (float32, tiled, deflate, BigTIFF when large), `pfm` and
-`npy` keep the values: relative inverse depth, or depth in metres for a metric model.
+`npy` keep the values: relative inverse depth, or depth in metres for a metric model; `jpeg`
+is the photograph itself with the map embedded for photo tools (io/embed.py). PNG and TIFF
+maps carry the photograph's camera EXIF (when, with what; Orientation 1: already upright).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,16 +29,40 @@ import numpy as np
 import tifffile
 
 from prodepth_cli.errors import OutputError
+from prodepth_cli.io.embed import write_embedded
+from prodepth_cli.io.metadata import EXIF_HEADER, exif_blob, tiff_tags
 from prodepth_cli.io.png import write_png
 from prodepth_cli.io.scratch import BLOCK, RowBand, ScratchArray
 
-FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy"}
-FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff", ".tiff": "tiff", ".pfm": "pfm", ".npy": "npy"}
+FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy", "jpeg": ".jpg"}
+FORMAT_OF_SUFFIX = {
+    ".png": "png16",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".pfm": "pfm",
+    ".npy": "npy",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+}
 _BIGTIFF_BYTES = 2**31
 _TIFF_TILE = 256
 _PNG_LEVEL = 1  # zlib level: smooth depth maps gain little from more effort
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+@dataclass(frozen=True)
+class PhotoOrigin:
+    """The photograph a depth map is of: its name, its bytes when not from a file, and its
+    camera EXIF tags (`metadata.camera_tags`), which the map's file carries on."""
+
+    name: str
+    data: bytes | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def exif(self) -> bytes:
+        """The map's EXIF block, with its `Exif\\0\\0` header."""
+        return exif_blob(self.tags)
 
 
 def format_for_output(dst: str | Path, fmt: str | None) -> str:
@@ -172,21 +199,25 @@ class DepthScratch:
         return to_levels
 
 
-def write_depth(raw: DepthScratch, dst: str | Path, fmt: str) -> None:
-    """Encode `raw` as `fmt` at `dst` ("-" = PNG bytes on stdout), atomically."""
+def write_depth(
+    raw: DepthScratch, dst: str | Path, fmt: str, origin: PhotoOrigin | None = None
+) -> None:
+    """Encode `raw` as `fmt` at `dst` ("-" = PNG bytes on stdout), atomically, carrying what
+    it takes from the photograph `origin` (`jpeg` needs it: the photograph is the file)."""
     if fmt not in FORMATS:
         raise OutputError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    origin = origin or PhotoOrigin(str(dst))
     if str(dst) == "-":
         if fmt != "png16":
             raise OutputError("-o -: standard output carries PNG only (--format png16)")
-        _write_png16(raw, sys.stdout.buffer)
+        _write_png16(raw, sys.stdout.buffer, origin)
         sys.stdout.buffer.flush()
         return
     with atomic_output(dst) as tmp:
-        _SAVERS[fmt](raw, tmp)
+        _SAVERS[fmt](raw, tmp, origin)
 
 
-def write_colormap(raw: DepthScratch, dst: str | Path) -> None:
+def write_colormap(raw: DepthScratch, dst: str | Path, origin: PhotoOrigin | None = None) -> None:
     """An 8-bit colour preview of `raw` (turbo colour map, near = warm) as PNG, atomically."""
     lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
     lut = lut[:, 0, ::-1]  # (256, 3) RGB
@@ -197,21 +228,43 @@ def write_colormap(raw: DepthScratch, dst: str | Path) -> None:
 
     with atomic_output(dst) as tmp, open(tmp, "wb") as f:
         write_png(
-            f, raw.width, raw.height, raw.strips(), 8, channels=3, level=_PNG_LEVEL, samples=colours
+            f,
+            raw.width,
+            raw.height,
+            raw.strips(),
+            8,
+            channels=3,
+            level=_PNG_LEVEL,
+            samples=colours,
+            chunks=_png_exif(origin),
         )
 
 
-def _write_png16(raw: DepthScratch, f: BinaryIO) -> None:
+def _png_exif(origin: PhotoOrigin | None) -> list[tuple[bytes, bytes]]:
+    """The eXIf chunk (the TIFF structure, without JPEG's `Exif\\0\\0`)."""
+    return [] if origin is None else [(b"eXIf", origin.exif().removeprefix(EXIF_HEADER))]
+
+
+def _write_png16(raw: DepthScratch, f: BinaryIO, origin: PhotoOrigin) -> None:
     to_levels = raw.levels(65535.0, np.dtype(">u2"))
-    write_png(f, raw.width, raw.height, raw.strips(), 16, level=_PNG_LEVEL, samples=to_levels)
+    write_png(
+        f,
+        raw.width,
+        raw.height,
+        raw.strips(),
+        16,
+        level=_PNG_LEVEL,
+        samples=to_levels,
+        chunks=_png_exif(origin),
+    )
 
 
-def _save_png16(raw: DepthScratch, path: Path) -> None:
+def _save_png16(raw: DepthScratch, path: Path, origin: PhotoOrigin) -> None:
     with open(path, "wb") as f:
-        _write_png16(raw, f)
+        _write_png16(raw, f, origin)
 
 
-def _save_tiff(raw: DepthScratch, path: Path) -> None:
+def _save_tiff(raw: DepthScratch, path: Path, origin: PhotoOrigin) -> None:
     big = raw.width * raw.height * 4 >= _BIGTIFF_BYTES
     tifffile.imwrite(
         path,
@@ -223,6 +276,7 @@ def _save_tiff(raw: DepthScratch, path: Path) -> None:
         bigtiff=big,
         # tiles deflated on threads; tifffile's default is half the cores, one thread here
         maxworkers=min(4, os.cpu_count() or 1),
+        extratags=tiff_tags(origin.tags),
     )
 
 
@@ -238,7 +292,7 @@ def _tiff_tiles(raw: DepthScratch) -> Iterator[np.ndarray]:
             yield tile
 
 
-def _save_pfm(raw: DepthScratch, path: Path) -> None:
+def _save_pfm(raw: DepthScratch, path: Path, origin: PhotoOrigin) -> None:
     # PFM: little-endian (negative scale), rows stored bottom to top.
     with open(path, "wb") as f:
         f.write(f"Pf\n{raw.width} {raw.height}\n-1.0\n".encode("ascii"))
@@ -246,7 +300,7 @@ def _save_pfm(raw: DepthScratch, path: Path) -> None:
             f.write(strip[::-1].astype("<f4").tobytes())
 
 
-def _save_npy(raw: DepthScratch, path: Path) -> None:
+def _save_npy(raw: DepthScratch, path: Path, origin: PhotoOrigin) -> None:
     header = {"descr": "<f4", "fortran_order": False, "shape": (raw.height, raw.width)}
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
@@ -261,4 +315,10 @@ def _metres(disparity: np.ndarray) -> np.ndarray:
     return out
 
 
-_SAVERS = {"png16": _save_png16, "tiff": _save_tiff, "pfm": _save_pfm, "npy": _save_npy}
+_SAVERS = {
+    "png16": _save_png16,
+    "tiff": _save_tiff,
+    "pfm": _save_pfm,
+    "npy": _save_npy,
+    "jpeg": write_embedded,
+}

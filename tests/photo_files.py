@@ -1,0 +1,95 @@
+"""Photographers' files built by the tests: a minimal DNG that LibRaw develops, HEICs written
+by the installed HEVC encoder, JPEGs with EXIF, ICC and XMP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyvips
+import tifffile
+from PIL import Image
+
+# XYZ (D65) -> linear sRGB: as the DNG's ColorMatrix1, the sensor "sees" linear sRGB.
+_XYZ_TO_SRGB = [3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570]
+# The sensor's response to white, per channel (AsShotNeutral): LibRaw's camera white balance
+# must undo it.
+SENSOR_GAINS = (0.5, 1.0, 0.7)
+TAGS = {"Make": "Acme", "Model": "Reflex 9", "DateTime": "2026:05:04 03:02:01"}
+
+
+def write_dng(path: Path, rgb: np.ndarray, orientation: int = 1) -> Path:
+    """`rgb` `(H, W, 3)` uint8 sRGB as a 12-bit RGGB Bayer DNG, the sensor's channels scaled
+    by SENSOR_GAINS, with Make/Model/DateTime and EXIF `orientation`."""
+    linear = (rgb.astype(np.float64) / 255.0) ** 2.2 * 4095.0
+    gains = np.array(SENSOR_GAINS)
+    mosaic = np.empty(rgb.shape[:2], np.uint16)
+    for (dy, dx), channel in {(0, 0): 0, (0, 1): 1, (1, 0): 1, (1, 1): 2}.items():
+        mosaic[dy::2, dx::2] = linear[dy::2, dx::2, channel] * gains[channel]
+    matrix = [v for x in _XYZ_TO_SRGB for v in (round(x * 10000), 10000)]
+    neutral = [v for g in SENSOR_GAINS for v in (round(g * 1000), 1000)]
+    tifffile.imwrite(
+        path,
+        mosaic,
+        photometric=32803,  # CFA
+        subfiletype=0,
+        extratags=[
+            (33421, "H", 2, (2, 2), False),  # CFARepeatPatternDim
+            (33422, "B", 4, (0, 1, 1, 2), False),  # CFAPattern: RGGB
+            (50706, "B", 4, (1, 4, 0, 0), False),  # DNGVersion
+            (50707, "B", 4, (1, 1, 0, 0), False),
+            (50708, "s", 0, "Acme Reflex 9", False),  # UniqueCameraModel
+            (50714, "H", 1, 0, False),  # BlackLevel
+            (50717, "H", 1, 4095, False),  # WhiteLevel
+            (50721, "2i", 9, matrix, False),  # ColorMatrix1
+            (50778, "H", 1, 21, False),  # CalibrationIlluminant1: D65
+            (50728, "2I", 3, neutral, False),  # AsShotNeutral
+            (271, "s", 0, TAGS["Make"], False),
+            (272, "s", 0, TAGS["Model"], False),
+            (306, "s", 0, TAGS["DateTime"], False),
+            (274, "H", 1, orientation, False),
+        ],
+    )
+    return path
+
+
+def exif_bytes(orientation: int = 1, **tags: str) -> bytes:
+    """An EXIF block (with its `Exif\\0\\0` header) holding `tags` and `orientation`."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    for name, value in (TAGS | tags).items():
+        exif[{"Make": 0x010F, "Model": 0x0110, "DateTime": 0x0132}[name]] = value
+    blob = exif.tobytes()
+    return blob if blob.startswith(b"Exif\x00\x00") else b"Exif\x00\x00" + blob
+
+
+def write_heic(
+    path: Path, rgb: np.ndarray, orientation: int = 1, matte_first: bool = False
+) -> Path:
+    """`rgb` as an HEVC HEIC with EXIF `orientation` (pillow-heif writes it as HEIF's own
+    rotation, as iPhones do); with `matte_first`, a grey image comes first in the file and
+    the photograph is marked primary."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    photo = Image.fromarray(rgb)
+    if not matte_first:
+        photo.save(path, format="HEIF", exif=exif_bytes(orientation), quality=92)
+        return path
+    heif = pillow_heif.from_pillow(Image.fromarray(np.full_like(rgb, 128)))
+    heif.add_from_pillow(photo).info["exif"] = exif_bytes(orientation)
+    heif.save(path, quality=92, primary_index=1)
+    return path
+
+
+def write_jpeg(path: Path, rgb: np.ndarray, orientation: int = 1, xmp: bytes | None = None) -> Path:
+    """`rgb` as a JPEG (quality 92) with camera EXIF, `orientation`, libvips' sRGB ICC
+    profile and optionally an XMP packet."""
+    image = pyvips.Image.new_from_array(np.ascontiguousarray(rgb)).copy(interpretation="srgb")
+    image = image.icc_transform("srgb", embedded=False, input_profile="srgb")
+    image.set_type(pyvips.GValue.blob_type, "exif-data", exif_bytes(orientation))
+    image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    if xmp is not None:
+        image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp)
+    image.jpegsave(str(path), Q=92, keep="all")
+    return path
