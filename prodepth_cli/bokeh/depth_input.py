@@ -17,10 +17,10 @@ import tifffile
 
 from prodepth_cli.errors import InputError
 from prodepth_cli.io.gdepth import EmbeddedDepthError, read_embedded_depth
+from prodepth_cli.io.jpeg_xmp import JPEG_START
 from prodepth_cli.io.pfm import read_pfm
 
 DEPTH_SUFFIXES = (".png", ".tif", ".tiff", ".pfm", ".npy")
-_JPEG_START = b"\xff\xd8\xff"
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,10 @@ def read_embedded_depth_map(
     cannot be read."""
     if data is None:
         with open(path, "rb") as f:
-            if f.read(3) != _JPEG_START:
+            if f.read(3) != JPEG_START:
                 return None
-            data = _JPEG_START + f.read()
-    if data[:3] != _JPEG_START:
+            data = JPEG_START + f.read()
+    if data[:3] != JPEG_START:
         return None
     try:
         embedded = read_embedded_depth(data)

@@ -23,6 +23,7 @@ from prodepth_cli.io.gdepth import (
     range_inverse_levels,
     to_stored_frame,
 )
+from prodepth_cli.io.jpeg_xmp import JPEG_START
 from prodepth_cli.io.metadata import blob_field, upright_exif
 from prodepth_cli.io.read import open_image
 
@@ -52,7 +53,7 @@ def photo_jpeg(name: str, data: bytes | None) -> bytes:
             own = Path(name).read_bytes()
         except OSError as exc:
             raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
-    if own[:3] == b"\xff\xd8\xff":
+    if own.startswith(JPEG_START):
         return own
     image = open_image(name, data).image
     if image.format != "uchar":

@@ -21,6 +21,9 @@ _MAX_STANDARD = 65502  # 65535 - 2 (length) - 29 (header) - 2 (spare)
 _CHUNK = 65400  # extended pieces (Adobe's recommendation, below the 65458 the segment allows)
 
 
+JPEG_START = b"\xff\xd8\xff"  # start-of-image, then the first marker's 0xFF
+
+
 class JpegError(ValueError):
     """Not a JPEG, or one whose segments are broken."""
 
@@ -28,7 +31,7 @@ class JpegError(ValueError):
 def segments(jpeg: bytes) -> tuple[list[tuple[int, int, int]], int]:
     """The marker segments before the scan: ([(marker, start, end)], where the scan's
     segment starts); `start:end` spans the segment's marker, length and payload."""
-    if jpeg[:2] != b"\xff\xd8":
+    if jpeg[:2] != JPEG_START[:2]:
         raise JpegError("not a JPEG (no start-of-image marker)")
     found, pos = [], 2
     while pos + 4 <= len(jpeg):
