@@ -31,16 +31,21 @@ JPEG_74MP = SHARED_DATA / "large" / "hubble_sombrero_m104_11472x6429.jpg"
 SIZES = {"45 MP": (8256, 5504), "60 MP": (9504, 6336)}  # (width, height), 3:2 sensors
 
 
+def input_paths(folder: Path, label: str) -> tuple[Path, Path]:
+    """The DNG and the JPEG of one size, named alike by the maker and the measurer."""
+    stem = folder / f"{label[:2]}mp"
+    return stem.with_suffix(".dng"), stem.with_suffix(".jpg")
+
+
 def make_inputs(folder: Path) -> None:
     """The DNG and JPEG of each size (run in its own process: a child's peak RSS starts
     from its parent's size at the fork, so the measuring process must stay small)."""
     photo = cv2.imread(str(JPEG_74MP))[:, :, ::-1]
     for label, (w, h) in SIZES.items():
         rgb = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
-        write_dng(folder / f"{label[:2]}mp.dng", rgb)
-        cv2.imwrite(
-            str(folder / f"{label[:2]}mp.jpg"), rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]
-        )
+        dng, jpeg = input_paths(folder, label)
+        write_dng(dng, rgb)
+        cv2.imwrite(str(jpeg), rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
 def main() -> None:
@@ -57,7 +62,7 @@ def main() -> None:
         print(f"{'input':34} {'peak RSS MB':>12} {'seconds':>8} {'/ 74MP JPEG':>12} {'/ same':>7}")
         print(f"{'74 MP JPEG (README table)':34} {reference:12.0f}")
         for label, (w, h) in SIZES.items():
-            dng, jpeg = tmp / f"{label[:2]}mp.dng", tmp / f"{label[:2]}mp.jpg"
+            dng, jpeg = input_paths(tmp, label)
             same, _ = peak_rss_mb(jpeg, model, tmp / "d.png")
             raw, wall = peak_rss_mb(dng, model, tmp / "d.png")
             name = f"{label} DNG ({w}x{h})"

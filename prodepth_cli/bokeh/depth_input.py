@@ -87,7 +87,7 @@ def read_embedded_depth_map(
             if f.read(3) != JPEG_START:
                 return None
             data = JPEG_START + f.read()
-    if data[:3] != JPEG_START:
+    elif not data.startswith(JPEG_START):
         return None
     try:
         embedded = read_embedded_depth(data)
