@@ -55,10 +55,10 @@ def register_as_catalog_model(path: Path, folder: Path) -> None:
 
 
 def time_tiles(model, rgb, tile: int, resolution: str) -> float:
-    from prodepth_cli.pipeline import depth_array
+    from prodepth_cli.pipeline import DepthOptions, depth_array
 
     t0 = time.perf_counter()
-    depth_array(rgb, model, tile=tile, tile_resolution=resolution)
+    depth_array(rgb, model, DepthOptions(tile=tile, tile_resolution=resolution))
     return time.perf_counter() - t0
 
 

@@ -1,5 +1,6 @@
 """Peak RSS of `prodepth depth` on 45 and 60 MP camera RAW files, side by side with the
-74 MP JPEG of README's memory table and with a JPEG of the same pixels as each RAW.
+74 MP JPEG of the memory table in docs/benchmarks.md and with a JPEG of the same
+pixels as each RAW.
 
 LibRaw develops a RAW whole (sensor data, its 4-channel working image and the 8-bit output:
 about 13 bytes a pixel at its peak), so a RAW cannot stream like a JPEG; the issue's bound is
@@ -60,7 +61,7 @@ def main() -> None:
         model = pointwise_model(tmp / "tiny.onnx", {"multiple": 1})
         reference, _ = peak_rss_mb(JPEG_74MP, model, tmp / "d.png")
         print(f"{'input':34} {'peak RSS MB':>12} {'seconds':>8} {'/ 74MP JPEG':>12} {'/ same':>7}")
-        print(f"{'74 MP JPEG (README table)':34} {reference:12.0f}")
+        print(f"{'74 MP JPEG (docs/benchmarks.md)':34} {reference:12.0f}")
         for label, (w, h) in SIZES.items():
             dng, jpeg = input_paths(tmp, label)
             same, _ = peak_rss_mb(jpeg, model, tmp / "d.png")

@@ -36,7 +36,7 @@ IMAGES = [
 def main() -> None:
     from prodepth_cli.metrics import seam_ratio
     from prodepth_cli.models.runtime import load_model
-    from prodepth_cli.pipeline import depth_array, resize_to
+    from prodepth_cli.pipeline import DepthOptions, depth_array, resize_to
     from prodepth_cli.tiling.plan import plan_tiles
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -66,10 +66,12 @@ def main() -> None:
         scale = min(1.0, args.max_side / max(rgb.shape[:2]))
         rgb = resize_to(rgb, (round(rgb.shape[0] * scale), round(rgb.shape[1] * scale)))
         h, w = rgb.shape[:2]
-        untiled = depth_array(rgb, plain, tile=max(h, w))
-        naive = depth_array(rgb, raw if not plain.is_refiner else plain, tile=args.tile, overlap=0)
-        anchored = depth_array(rgb, plain, tile=args.tile, overlap=0)
-        ours = depth_array(rgb, plain, tile=args.tile)
+        untiled = depth_array(rgb, plain, DepthOptions(tile=max(h, w)))
+        naive = depth_array(
+            rgb, raw if not plain.is_refiner else plain, DepthOptions(tile=args.tile, overlap=0)
+        )
+        anchored = depth_array(rgb, plain, DepthOptions(tile=args.tile, overlap=0))
+        ours = depth_array(rgb, plain, DepthOptions(tile=args.tile))
         # Score every map on the same lines: the edges of the grid without overlap and ours.
         boxes = [t.box for t in plan_tiles(h, w, args.tile, 0).tiles]
         boxes += [t.box for t in plan_tiles(h, w, args.tile).tiles]

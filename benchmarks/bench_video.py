@@ -106,10 +106,12 @@ def flicker(
 def per_frame(model_path: Path | None, frames: list[Path]) -> list[np.ndarray]:
     """Disparity of each frame on its own, through the depth pipeline."""
     from prodepth_cli.models.runtime import load_model
-    from prodepth_cli.pipeline import depth_array
+    from prodepth_cli.pipeline import DepthOptions, depth_array
 
     model = load_model(model_path, "cpu")
-    return [depth_array(cv2.imread(str(f))[:, :, ::-1], model, tile=1024) for f in frames]
+    return [
+        depth_array(cv2.imread(str(f))[:, :, ::-1], model, DepthOptions(tile=1024)) for f in frames
+    ]
 
 
 def read_maps(out: Path, names: list[str]) -> list[np.ndarray]:

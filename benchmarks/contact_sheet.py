@@ -34,9 +34,9 @@ def upright_rgb(path: Path, side: int) -> np.ndarray:
 
 
 def depth_colour(rgb: np.ndarray, model) -> np.ndarray:
-    from prodepth_cli.pipeline import depth_array
+    from prodepth_cli.pipeline import DepthOptions, depth_array
 
-    disparity = depth_array(rgb, model, tile=1024)
+    disparity = depth_array(rgb, model, DepthOptions(tile=1024))
     lo, hi = np.percentile(disparity, [1, 99])
     levels = np.clip((disparity - lo) / max(hi - lo, 1e-9) * 255, 0, 255).astype(np.uint8)
     return cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)[..., ::-1]

@@ -49,7 +49,7 @@ def main() -> None:
     from prodepth_cli.evaluation import rows_prior
     from prodepth_cli.metrics import spearman
     from prodepth_cli.models.runtime import load_model
-    from prodepth_cli.pipeline import depth_array
+    from prodepth_cli.pipeline import DepthOptions, depth_array
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", default=[None], help="files or catalog names")
@@ -70,7 +70,9 @@ def main() -> None:
     report("rows prior", [rows_prior(*PHONE_HW)] * len(paths))
     for ref in args.model:
         model = load_model(ref, "cpu")
-        maps = [depth_array(upright_rgb(p, args.side), model, tile=1024) for p in paths]
+        maps = [
+            depth_array(upright_rgb(p, args.side), model, DepthOptions(tile=1024)) for p in paths
+        ]
         small = [cv2.resize(m, PHONE_HW[::-1], interpolation=cv2.INTER_AREA) for m in maps]
         report(ref or "default", small)
 

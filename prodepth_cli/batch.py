@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prodepth_cli.errors import InputError, OptionError
+from prodepth_cli.errors import DiskFullError, InputError, OptionError, ProdepthError
 from prodepth_cli.io.raw import RAW_SUFFIXES, is_raw
 
 IMAGE_SUFFIXES = {
@@ -59,10 +59,16 @@ class Outcome:
     status: str  # ok | skipped | error
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    stops_batch: bool = False  # the next job would fail the same way (a full disk)
 
     @classmethod
     def missing(cls, item: str, why: str) -> Outcome:
         return cls(Job(item, ""), "error", why)
+
+    @classmethod
+    def failed(cls, job: Job, exc: ProdepthError) -> Outcome:
+        """The outcome of a job that raised `exc`: a full disk stops the batch."""
+        return cls(job, "error", str(exc), stops_batch=isinstance(exc, DiskFullError))
 
     @property
     def record(self) -> dict[str, Any]:

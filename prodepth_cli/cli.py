@@ -6,6 +6,7 @@ import typer
 
 from prodepth_cli.commands.bokeh import bokeh
 from prodepth_cli.commands.depth import depth
+from prodepth_cli.commands.doctor import doctor
 from prodepth_cli.commands.eval import eval_command
 from prodepth_cli.commands.export import export
 from prodepth_cli.commands.models import app as models_app
@@ -35,6 +36,7 @@ app.command("eval")(eval_command)
 app.command("train")(train)
 app.command("export")(export)
 app.command("video")(video)
+app.command("doctor")(doctor)
 
 
 def main() -> None:

@@ -77,11 +77,13 @@ def model_predictor(
     `model` is a loaded `DepthModel`; `tile`, `overlap`, `batch` and `tile_resolution` are
     the pipeline's (pixels, pixels, tiles per call, native | full).
     """
-    from prodepth_cli.pipeline import depth_array
+    from prodepth_cli.pipeline import DepthOptions, depth_array
     from prodepth_cli.tiling.plan import plan_tiles
 
+    options = DepthOptions(tile, overlap, batch, tile_resolution)
+
     def predict(rgb: np.ndarray) -> Prediction:
-        disparity = depth_array(rgb, model, tile, overlap, batch, tile_resolution)
+        disparity = depth_array(rgb, model, options)
         plan = plan_tiles(rgb.shape[0], rgb.shape[1], tile, overlap)
         boxes = tuple(t.box for t in plan.tiles)
         return Prediction(disparity, boxes)

@@ -4,11 +4,13 @@
 weighted disparity (larger = nearer) into a canvas. `depth_array` (array in, array out) blends
 in memory; `depth_file` (file in, file out) reads tiles from a disk ring of decoded rows and
 blends into a scratch file, so its memory stays flat however large the image. They are the
-two public entry points; the CLI, eval and benchmarks all go through them.
+two public entry points, both taking their tiling as a `DepthOptions`; the CLI, eval,
+benchmarks and the package's `depth()` (api.py) all go through them.
 """
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
+from prodepth_cli.errors import InputError, OptionError
 from prodepth_cli.io import INTEGER_WHITE
 from prodepth_cli.io.read import WindowReader, open_stream, to_unit_rgb
 from prodepth_cli.io.write import DepthScratch, PhotoOrigin, write_colormap, write_depth
@@ -52,6 +55,20 @@ class DepthOptions:
     overlap: int | None = None  # None: a quarter of the tile
     batch: int = 4
     tile_resolution: Literal["native", "full"] = "native"
+
+    def __post_init__(self) -> None:
+        """Nonsense is refused here, where it is written, not tiles deep into a run."""
+        for name, unit in (("tile", "pixels"), ("overlap", "pixels"), ("batch", "tiles")):
+            value = getattr(self, name)
+            if name == "overlap" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise OptionError(f"{name}={value!r}: a whole number of {unit}")
+        plan_tiles(self.tile, self.tile, self.tile, self.overlap)  # tile >= 16, overlap <= tile/2
+        if self.batch < 1:
+            raise OptionError(f"batch={self.batch}: at least one tile per model call")
+        if self.tile_resolution not in ("native", "full"):
+            raise OptionError(f"tile_resolution={self.tile_resolution!r}: native or full")
 
 
 @dataclass
@@ -244,23 +261,61 @@ def _at_size(
 
 
 def depth_array(
-    rgb: np.ndarray,
-    model: DepthModel,
-    tile: int = 1024,
-    overlap: int | None = None,
-    batch: int = 4,
-    tile_resolution: Literal["native", "full"] = "native",
+    rgb: np.ndarray, model: DepthModel, options: DepthOptions = DepthOptions()
 ) -> np.ndarray:
     """Disparity (larger = nearer; relative, or 1/metres for metric models) for an
-    in-memory image.
+    in-memory image, tiled as `options` say.
 
     rgb: `(H, W, 3)` uint8/uint16, or float in [0, 1]. Returns `(H, W)` float32.
     """
-    source = ArraySource(rgb)
+    _check_call("depth_array", model, options)
+    source = ArraySource(check_rgb(rgb))
     canvas = ArrayCanvas((source.height, source.width))
-    options = DepthOptions(tile, overlap, batch, tile_resolution)
     blend_depth(source, source.thumbnail, model, canvas, options)
     return canvas.array
+
+
+def check_rgb(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` when it is an image `depth_array` takes: `(H, W, 3)` uint8, uint16 or float in
+    [0, 1]; else InputError saying what it is and how to make it one."""
+    if not isinstance(rgb, np.ndarray):
+        raise InputError(f"an image array is a numpy array, not {type(rgb).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        hint = ""
+        if rgb.ndim == 2:
+            hint = " (grey: np.dstack([grey] * 3))"
+        elif rgb.ndim == 3 and rgb.shape[2] == 4:
+            hint = " (RGBA: rgb[..., :3])"
+        raise InputError(f"an image array is (H, W, 3) RGB, not {rgb.shape}{hint}")
+    if 0 in rgb.shape:
+        raise InputError(f"an image array of shape {rgb.shape} has no pixels")
+    if rgb.dtype.kind == "f":
+        top = float(np.nanmax(rgb))
+        if top > 1.0 + 1e-3:  # well past rounding: pixels on a 0-255 (or other) scale
+            raise InputError(f"float pixels are in [0, 1], found up to {top:g} (divide by 255?)")
+    elif rgb.dtype not in INTEGER_WHITE:
+        raise InputError(
+            f"{rgb.dtype} pixels: give uint8 (0-255), uint16 (0-65535) or float in [0, 1]"
+        )
+    return rgb
+
+
+def _check_call(function: str, model: object, options: object) -> None:
+    """A TypeError at the call for arguments of the wrong kind (a tile size where the
+    options go, a model's name where a loaded model goes), not one tiles deep."""
+    if not isinstance(options, DepthOptions):
+        example = (
+            f"DepthOptions(tile={options!r})" if isinstance(options, int) else "DepthOptions()"
+        )
+        raise TypeError(
+            f"{function}: options must be a DepthOptions, such as {example}, "
+            f"not {type(options).__name__}"
+        )
+    if not hasattr(model, "tile_net"):
+        raise TypeError(
+            f"{function}: model must be a loaded model (load_model(name or path)), not "
+            f"{type(model).__name__}; prodepth_cli.depth() also takes names and paths"
+        )
 
 
 @dataclass
@@ -268,13 +323,14 @@ class DepthReport:
     """What `depth_file` did, for progress lines and `--json`."""
 
     input: str
-    output: str
+    output: str | None  # None: nothing written
     width: int
     height: int
     plan: TilePlan
     seconds: float
     colormap: str | None = None
     units: str = "relative"  # of the values in a float output: relative, or m (metres)
+    disparity: np.ndarray | None = field(default=None, repr=False)  # (H, W) float32: keep_map
 
     @property
     def tiles(self) -> list[list[int]]:
@@ -283,7 +339,7 @@ class DepthReport:
 
 def depth_file(
     src: str | Path,
-    dst: str | Path,
+    dst: str | Path | None,
     model: DepthModel,
     options: DepthOptions = DepthOptions(),
     fmt: str = "png16",
@@ -291,14 +347,18 @@ def depth_file(
     data: bytes | None = None,
     on_start: Callable[[int], None] | None = None,
     on_tiles: TileCallback | None = None,
+    keep_map: bool = False,
 ) -> DepthReport:
     """Depth map of the image file `src` (or encoded `data` named `src`) written to `dst`
-    ("-" = stdout) in `fmt`; `colormap` also writes an 8-bit colour preview there.
+    ("-" = stdout; None: not written) in `fmt`; `colormap` also writes an 8-bit colour
+    preview there. `keep_map` also returns the map in the report: `(H, W)` float32
+    disparity, upright, 4 bytes a pixel in memory (the reading and blending stay flat).
 
     Nothing appears at `dst` until it is complete (written under a temporary name, renamed).
     The map carries the photograph's camera EXIF; `fmt` "jpeg" writes the photograph with
     the map embedded. `on_start(n_tiles)` is called once the plan is known.
     """
+    _check_call("depth_file", model, options)
     t0 = time.perf_counter()
     image = open_stream(src, data)
     origin = PhotoOrigin(str(src), data, image.camera_tags())
@@ -311,19 +371,34 @@ def depth_file(
         DepthScratch(image.width, image.height, model.is_metric, plan.tile_h) as scratch,
     ):
         blend_depth(reader, image.thumbnail, model, scratch, options, on_tiles)
-        write_depth(scratch, dst, fmt, origin)
+        # The map last: a rerun skips an input whose map exists, so a preview that failed
+        # must not leave one behind.
         if colormap is not None:
             write_colormap(scratch, colormap, origin)
+        if dst is not None:
+            write_depth(scratch, dst, fmt, origin)
+        disparity = _whole_map(scratch) if keep_map else None
     return DepthReport(
         str(src),
-        str(dst),
+        str(dst) if dst is not None else None,
         image.width,
         image.height,
         plan,
         time.perf_counter() - t0,
         str(colormap) if colormap else None,
         "m" if model.is_metric and fmt != "png16" else "relative",
+        disparity,
     )
+
+
+def _whole_map(scratch: DepthScratch) -> np.ndarray:
+    """The finished map in memory, `(H, W)` float32 disparity, filled strip by strip."""
+    out = np.empty((scratch.height, scratch.width), np.float32)
+    y = 0
+    for strip in scratch.strips():
+        out[y : y + len(strip)] = strip
+        y += len(strip)
+    return out
 
 
 def _fit_long_side(h: int, w: int, max_side: int) -> tuple[int, int]:

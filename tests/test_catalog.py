@@ -177,3 +177,26 @@ def test_models_list_fits_an_80_column_terminal_one_row_per_variant():
         ), shown
     (shipped,) = [line for line in lines if line.startswith("prodepth ")]
     assert shipped.split()[-1] == "*"  # nothing pulled: a plain run uses the shipped model
+
+
+def test_models_list_json_gives_each_files_sha256_and_the_pinned_revision():
+    from typer.testing import CliRunner
+
+    from prodepth_cli.cli import app
+
+    result = CliRunner().invoke(app, ["models", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    records = {r["ref"]: r for r in map(json.loads, result.stdout.splitlines())}
+    shipped = json.loads(catalog.CATALOG_FILE.read_text())  # read here, not through catalog.py
+    for name, entry in shipped.items():
+        for variant, fields in entry["variants"].items():
+            ref = name if variant == entry["default_variant"] else f"{name}:{variant}"
+            record, merged = records[ref], {**entry, **fields}
+            assert record["files"] == merged["files"], ref  # path, bytes, sha256, in order
+            assert record["revision"] == merged.get("revision"), ref
+            assert record["url"] == merged.get("url"), ref
+            if record["url"] is None:
+                assert COMMIT.match(record["revision"]) and record["repo"] == merged["repo"]
+            else:
+                assert record["revision"] is None and record["repo"] is None
+            assert record["source"] and record["licence"] == merged["licence"]  # kept

@@ -67,9 +67,9 @@ def test_the_shipped_refiner_pair_fed_raw_pixels_gives_the_same_map(tmp_path, mo
     cv2.imwrite(str(src), rgb[:, :, ::-1])
     host = load_model(None, "cpu")
     fed = _with_feed(load_model(None, "cpu"))
-    expected = depth_array(rgb, host, tile=160, overlap=40, batch=3)
+    expected = depth_array(rgb, host, DepthOptions(tile=160, overlap=40, batch=3))
     monkeypatch.setattr(pipeline, "_network_leaves_cpu_idle", lambda net: net.feed is not None)
-    got = depth_array(rgb, fed, tile=160, overlap=40, batch=3)
+    got = depth_array(rgb, fed, DepthOptions(tile=160, overlap=40, batch=3))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     options = DepthOptions(160, 40, 3)
     for name, model in (("host", host), ("fed", fed)):

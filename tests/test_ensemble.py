@@ -14,7 +14,7 @@ from prodepth_cli.cli import app
 from prodepth_cli.errors import ModelError
 from prodepth_cli.models.ensemble import ensemble_models, extract_member, standardise
 from prodepth_cli.models.runtime import load_model
-from prodepth_cli.pipeline import depth_array
+from prodepth_cli.pipeline import DepthOptions, depth_array
 from tests.conftest import scene_image
 from tests.onnx_models import pointwise_model, self_normalising_model
 from tests.test_cli import _assert_one_line_error
@@ -75,7 +75,7 @@ def test_an_ensemble_of_coarse_networks_runs_the_pipeline_and_rebuilds_for_video
 
     a, b = _coarse_export(tmp_path / "a.onnx", 1), _coarse_export(tmp_path / "b.onnx", 2)
     ens = ensemble_models([a, b], tmp_path / "ens.onnx").onnx_path
-    disparity = depth_array(scene_image(200, 300), load_model(ens, "cpu"), tile=128)
+    disparity = depth_array(scene_image(200, 300), load_model(ens, "cpu"), DepthOptions(tile=128))
     assert disparity.shape == (200, 300) and np.isfinite(disparity).all()
     assert disparity.std() > 0
     rebuilt = coarse_net_from_onnx(ens)

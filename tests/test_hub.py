@@ -230,6 +230,32 @@ def test_a_release_url_model_pulls_checks_and_removes(setup):
     assert setup.files() == []
 
 
+def test_models_json_sha256_is_the_catalogs_and_the_pulled_files(setup):
+    table = json.loads((setup.tmp / "catalog.json").read_text())
+    pulled = setup.run("models", "pull", "pro-like", "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    record = json.loads(pulled.stdout)
+    graph = Path(record["installed"])
+    assert record["revision"] == COMMIT and record["url"] is None
+    assert record["files"] == table["pro-like"]["variants"]["fp32"]["files"]
+    for file in record["files"]:  # external data included: it sits beside the graph
+        installed = graph.parent / Path(file["path"]).name
+        assert hashlib.sha256(installed.read_bytes()).hexdigest() == file["sha256"]
+        assert installed.stat().st_size == file["bytes"]
+
+    lines = setup.run("models", "list", "--json").stdout.splitlines()
+    listed = {r["ref"]: r for r in map(json.loads, lines)}
+    assert listed["pro-like"]["files"] == record["files"]
+    assert listed["tiny"]["files"][0]["sha256"] == hashlib.sha256(setup.tiny).hexdigest()
+    assert listed["tiny-unhashed"]["files"][0]["sha256"] is None  # the hub's own is checked
+    release = listed["release"]
+    assert release["revision"] is None and release["url"].endswith(f"/resolve/{COMMIT}/")
+    shown = setup.run("models", "show", "pro-like", "--json")
+    assert shown.returncode == 0, shown.stderr
+    shown_record = json.loads(shown.stdout)
+    assert shown_record["files"] == record["files"] and shown_record["revision"] == COMMIT
+
+
 def test_a_full_disk_is_refused_before_downloading(monkeypatch, tmp_path):
     model = catalog.lookup("depth-anything-v2-small")
     monkeypatch.setattr(hub, "_repo_cache_dir", lambda m: tmp_path / "models--x")

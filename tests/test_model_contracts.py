@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from prodepth_cli.cli import app
 from prodepth_cli.models import catalog
 from prodepth_cli.models.runtime import DepthModel, Network, load_network
-from prodepth_cli.pipeline import depth_array, resize_to
+from prodepth_cli.pipeline import DepthOptions, depth_array, resize_to
 from tests.conftest import scene_image
 from tests.standins import (
     catalog_entry,
@@ -89,7 +89,7 @@ def _image(h: int, w: int) -> np.ndarray:
 def test_depth_anything_is_fed_imagenet_normalised_rgb_at_its_native_518(standins):
     model, rec = _load_recorded(standins["depth-anything-v2-small"], "depth-anything-v2-small")
     rgb = _image(800, 1000)
-    depth_array(rgb, model, tile=1024)  # one pass: the image is smaller than a tile
+    depth_array(rgb, model, DepthOptions(tile=1024))  # one pass: the image is smaller than a tile
     (feed,) = rec.feeds
     x = feed["pixel_values"]
     assert x.shape == (1, 3, 518, 644)  # short side at 518, both sides multiples of 14
@@ -102,9 +102,9 @@ def test_dynamic_tiles_run_at_the_native_size_unless_asked_for_full(standins):
     path = standins["depth-anything-v2-small"]
     rgb = _image(900, 1300)
     model, native = _load_recorded(path, "depth-anything-v2-small")
-    depth_array(rgb, model, tile=700, overlap=175)
+    depth_array(rgb, model, DepthOptions(tile=700, overlap=175))
     model, full = _load_recorded(path, "depth-anything-v2-small")
-    depth_array(rgb, model, tile=700, overlap=175, tile_resolution="full")
+    depth_array(rgb, model, DepthOptions(tile=700, overlap=175, tile_resolution="full"))
     native_sizes = {f["pixel_values"].shape[2:] for f in native.feeds}
     full_sizes = {f["pixel_values"].shape[2:] for f in full.feeds}
     # coarse pass (whole image, short side 518) and 700 px tiles seen at 518
@@ -128,7 +128,7 @@ def test_passes_see_the_short_side_at_the_working_size_as_in_training(standins):
 def test_midas_release_is_fed_rgb_over_255_only(standins):
     model, rec = _load_recorded(standins["midas-v21-small"], "midas-v21-small")
     rgb = _image(300, 420)
-    disparity = depth_array(rgb, model, tile=1024)
+    disparity = depth_array(rgb, model, DepthOptions(tile=1024))
     (feed,) = rec.feeds
     x = feed["0"]
     assert x.shape == (1, 3, 256, 256)  # fixed input: resized, not padded
@@ -142,7 +142,7 @@ def test_depth_pro_gets_minus_one_to_one_and_writes_metres(standins, tmp_path):
     assert path.with_name("model.onnx_data").is_file()  # weights beside the graph
     model, rec = _load_recorded(path, "depth-pro")
     rgb = _image(240, 320)
-    disparity = depth_array(rgb, model, tile=1024)
+    disparity = depth_array(rgb, model, DepthOptions(tile=1024))
     (feed,) = rec.feeds
     x = feed["pixel_values"]
     assert x.shape == (1, 3, 1536, 1536)
@@ -158,7 +158,7 @@ def test_depth_pro_gets_minus_one_to_one_and_writes_metres(standins, tmp_path):
 def test_metric3d_is_fed_raw_0_255(standins):
     model, rec = _load_recorded(standins["metric3d-vit-small"], "metric3d-vit-small")
     rgb = _image(420, 560)
-    depth_array(rgb, model, tile=1024)
+    depth_array(rgb, model, DepthOptions(tile=1024))
     (feed,) = rec.feeds
     x = feed["pixel_values"]
     assert x.shape[2:] == (420, 560)  # smaller than its native 1064: never upsampled

@@ -21,8 +21,8 @@ from tests.conftest import MOTORCYCLE, PYDNET, require, scene_image
 def test_local_filter_gives_the_same_map_tiled_and_untiled(pointwise_exact):
     model = load_model(pointwise_exact, "cpu")
     rgb = scene_image(300, 500)
-    whole = depth_array(rgb, model, tile=1024)
-    tiled = depth_array(rgb, model, tile=96, overlap=24, batch=3)
+    whole = depth_array(rgb, model, DepthOptions(tile=1024))
+    tiled = depth_array(rgb, model, DepthOptions(tile=96, overlap=24, batch=3))
     assert len(plan_tiles(300, 500, 96, 24).tiles) > 20
     # Weights sum to one in float64 and the map is accumulated in float32 (eps ~6e-8).
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
@@ -34,9 +34,13 @@ def test_alignment_joins_tiles_that_each_come_back_in_their_own_frame(
     rgb = scene_image(400, 600, seed=3)
     plan = plan_tiles(400, 600, 160, 40)
     boxes = [t.box for t in plan.tiles]
-    reference = depth_array(rgb, load_model(selfnorm_model, "cpu"), tile=1024)
-    aligned = depth_array(rgb, load_model(selfnorm_model, "cpu"), tile=160, overlap=40)
-    raw = depth_array(rgb, load_model(selfnorm_unaligned, "cpu"), tile=160, overlap=40)
+    reference = depth_array(rgb, load_model(selfnorm_model, "cpu"), DepthOptions(tile=1024))
+    aligned = depth_array(
+        rgb, load_model(selfnorm_model, "cpu"), DepthOptions(tile=160, overlap=40)
+    )
+    raw = depth_array(
+        rgb, load_model(selfnorm_unaligned, "cpu"), DepthOptions(tile=160, overlap=40)
+    )
     # Aligned tiles reproduce the one-pass map up to a global affine map (the coarse frame),
     # within 2 % of the map's [0, 1] range; tiles left in their own frames do not.
     assert np.percentile(_affine_residual(aligned, reference), 99) < 0.02
@@ -66,7 +70,7 @@ def test_each_format_holds_the_map(tmp_path, pointwise_exact, fmt):
     rgb = scene_image(130, 170)
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), rgb[:, :, ::-1])
-    expected = depth_array(rgb, model, tile=64, overlap=16)
+    expected = depth_array(rgb, model, DepthOptions(tile=64, overlap=16))
     dst = tmp_path / f"out.{fmt}"
     depth_file(src, dst, model, DepthOptions(64, 16), fmt=fmt)
     if fmt == "png16":
@@ -120,7 +124,7 @@ def test_pydnet_tiled_keeps_rank_correlation_on_motorcycle():
     gt = read_pfm(MOTORCYCLE / "disp0GT.pfm")
     valid = np.isfinite(gt)
     model = load_model(PYDNET, "cpu", kind="depth")
-    disp = depth_array(rgb, model, tile=512)
+    disp = depth_array(rgb, model, DepthOptions(tile=512))
     assert len(plan_tiles(*rgb.shape[:2], 512).tiles) > 1
     # The bar: >= 0.70 tiled (the model alone, untiled: 0.78).
     assert spearman(disp, gt, valid) >= 0.70
@@ -144,7 +148,9 @@ def test_stages_side_by_side_give_the_same_map_as_one_after_another(
     maps = {}
     for threaded in (False, True):
         monkeypatch.setattr(pipeline, "_network_leaves_cpu_idle", lambda net, t=threaded: t)
-        maps[threaded, "array"] = depth_array(rgb, model, tile=160, overlap=40, batch=3)
+        maps[threaded, "array"] = depth_array(
+            rgb, model, DepthOptions(tile=160, overlap=40, batch=3)
+        )
         depth_file(src, tmp_path / f"{threaded}.npy", model, options, fmt="npy")
         maps[threaded, "file"] = np.load(tmp_path / f"{threaded}.npy")
     assert len(plan_tiles(400, 600, 160, 40).tiles) > 3 * 3  # several batches in flight

@@ -19,7 +19,7 @@ from prodepth_cli.errors import ModelError  # noqa: E402
 from prodepth_cli.metrics import seam_ratio  # noqa: E402
 from prodepth_cli.models import catalog, hub  # noqa: E402
 from prodepth_cli.models.runtime import load_model  # noqa: E402
-from prodepth_cli.pipeline import depth_array  # noqa: E402
+from prodepth_cli.pipeline import DepthOptions, depth_array  # noqa: E402
 from prodepth_cli.tiling.plan import plan_tiles  # noqa: E402
 from prodepth_cli.training.config import make_config  # noqa: E402
 from prodepth_cli.training.export import export_checkpoint  # noqa: E402
@@ -70,8 +70,8 @@ def test_the_pair_runs_tiled_without_seams(pair, monkeypatch):
     rgb = scene_image(384, 512)
     boxes = [t.box for t in plan_tiles(384, 512, 256).tiles]
     assert len(boxes) > 1
-    tiled = depth_array(rgb, model, tile=256)
-    whole = depth_array(rgb, model, tile=512)  # one tile: no seam can be made
+    tiled = depth_array(rgb, model, DepthOptions(tile=256))
+    whole = depth_array(rgb, model, DepthOptions(tile=512))  # one tile: no seam can be made
     assert tiled.shape == (384, 512) and tiled.std() > 0
     rel = seam_ratio(tiled, boxes) / seam_ratio(whole, boxes)
     assert rel <= 1.3, rel

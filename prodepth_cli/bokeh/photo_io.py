@@ -105,9 +105,11 @@ def write_photo(photo: Photo, dst: str | Path) -> None:
             _write_tiff(image.numpy(), photo, tmp)
             return
         try:
-            image.write_to_file(str(tmp), **options)
+            encoded = image.write_to_buffer(suffix, **options)
         except pyvips.Error as exc:
             raise OutputError(f"{dst}: cannot write ({str(exc).splitlines()[0]})") from None
+        # written here, not by libvips: its JPEG and WebP savers report a full disk as success
+        tmp.write_bytes(encoded)
 
 
 def _vips_image(photo: Photo, allow_16: bool) -> pyvips.Image:

@@ -105,7 +105,8 @@ def bokeh(
         typer.Option(
             "--model",
             "-m",
-            help="TFLite bokeh network for --engine tflite (default: the shipped one).",
+            help="TFLite bokeh network for --engine tflite (default: the shipped one), or "
+            "its ONNX export (.onnx, run by onnxruntime: what runs where LiteRT has no build).",
             show_default=False,
         ),
     ] = None,
@@ -145,6 +146,8 @@ def bokeh(
             check_output_suffix(job.output)
     depth_maps = _depth_maps(jobs, depth)
     renderer = _renderer(engine, model)
+    if getattr(renderer, "note", ""):  # the tflite engine on its ONNX export (no LiteRT here)
+        note(f"note: {renderer.note}", quiet or json_out)
     depth_source = None
     if depth is None:
         loaded = load_model_from_options(
@@ -163,7 +166,11 @@ def bokeh(
         missing,
         lambda job, _: _run_job(job, options, depth_maps.get(job.input), depth_source, renderer),
         _summary,
-        {"engine": engine, "f_number": f_number},
+        {
+            "engine": engine,
+            "f_number": f_number,
+            "provider": depth_source.model.provider if depth_source else None,
+        },
         overwrite,
         json_out,
         quiet,
@@ -203,7 +210,7 @@ class _ModelDepth:
     def __call__(self, rgb_uint8: np.ndarray) -> np.ndarray:
         from prodepth_cli.pipeline import depth_array
 
-        return depth_array(rgb_uint8, self.model, tile=1024)
+        return depth_array(rgb_uint8, self.model)  # DepthOptions(): 1024-pixel tiles
 
 
 def _renderer(engine: str, model: Path | None) -> Renderer:
@@ -251,7 +258,7 @@ def _run_job(
         data = read_stdin() if job.input == STDIO else None
         report = bokeh_file(job.input, job.output, options, depth_map, depth_source, renderer, data)
     except ProdepthError as exc:
-        return Outcome(job, "error", str(exc))
+        return Outcome.failed(job, exc)
     if report.depth_resized_from:  # a warning, not a note: on stderr even with --json or --quiet
         h, w = report.depth_resized_from
         note(

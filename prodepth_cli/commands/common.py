@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -23,18 +24,30 @@ from rich.progress import (
 )
 
 from prodepth_cli.batch import STDIO, Job, Missing, Outcome, report_failures
-from prodepth_cli.errors import ProdepthError
+from prodepth_cli.errors import DISK_FULL, ProdepthError, write_error
 
 err_console = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+_WRITE_ONLY_ERRNOS = DISK_FULL | {errno.EROFS}  # reading a file never fails so
 
 DeviceOption = Annotated[
     str,
     typer.Option(
         "--device",
-        help="auto: CUDA when it loads, else CPU (TensorRT is not chosen: its engine build "
-        "for every new tile shape costs more than it saves); or force cpu / cuda.",
+        help="auto: the first of CUDA, CoreML (Apple), DirectML (Windows) that loads and "
+        "runs a probe tile, else the CPU; or one of cpu, cuda, tensorrt (opt-in: an engine "
+        "build per tile shape, cached), coreml, directml. `prodepth doctor` lists what "
+        "this machine has.",
+        case_sensitive=False,
+    ),
+]
+TorchDeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="The torch device: auto (cuda, then mps on Apple Silicon, then cpu), cpu, cuda "
+        "or mps.",
         case_sensitive=False,
     ),
 ]
@@ -91,6 +104,11 @@ def guarded(fn: F) -> F:
             return fn(*args, **kwargs)
         except ProdepthError as exc:
             fail(str(exc))
+        except OSError as exc:
+            # a writer not yet behind `atomic_output`: a full or read-only disk is still one line
+            if exc.errno not in _WRITE_ONLY_ERRNOS or exc.filename is None:
+                raise
+            fail(str(write_error(exc.filename, exc)))
         except KeyboardInterrupt:
             fail("interrupted", code=130)
 
@@ -145,8 +163,9 @@ def run_batch(
 ) -> None:
     """Run every job under one progress bar: complete outputs are skipped (resume) unless
     `overwrite`, each outcome is reported as it comes (a JSON line, or a note ending in
-    `summary`), and the failures are listed at the end with exit code 1. With `mapper`
-    (a cluster), the jobs left after skipping go to it and come back in any order."""
+    `summary`), and the failures are listed at the end with exit code 1. A full disk stops
+    the batch at once (every later output would fail too), saying how far it got. With
+    `mapper` (a cluster), the jobs left after skipping go to it and come back in any order."""
 
     def report(outcome: Outcome) -> None:
         if json_out:
@@ -162,11 +181,13 @@ def run_batch(
     with progress_bar(quiet) as bar:
         images = bar.add_task("images", total=len(jobs))
 
-        def finish(outcome: Outcome) -> None:
+        def finish(outcome: Outcome) -> bool:
+            """Record `outcome`; True when the batch must stop there."""
             outcome.info = {**common, **outcome.info}
             outcomes.append(outcome)
             bar.advance(images)
             report(outcome)
+            return outcome.stops_batch
 
         todo = []
         for job in jobs:
@@ -176,10 +197,25 @@ def run_batch(
                 why = f"{job.output} exists (use --overwrite)"
                 finish(Outcome(job, "skipped", info={"reason": why}))
             elif mapper is None:
-                finish(run_job(job, bar))
+                if finish(run_job(job, bar)):
+                    break
             else:
                 todo.append(job)
+        # Leaving the loop drops a cluster's generator, whose `finally` stops its workers.
         for outcome in mapper(todo) if mapper is not None else ():
-            finish(outcome)
+            if finish(outcome):
+                break
+    if outcomes and outcomes[-1].stops_batch:
+        _stop_batch(outcomes, len(outcomes) - len(missing) - 1, len(jobs))
     if report_failures(outcomes, err_console):
         raise typer.Exit(1)
+
+
+def _stop_batch(outcomes: list[Outcome], done: int, total: int) -> None:
+    """End a batch that a full disk stopped (the last of `outcomes`), `done` of `total`
+    inputs handled before it: the other failures, then one line on what to do."""
+    stop = outcomes[-1]
+    report_failures(outcomes[:-1], err_console)
+    if total == 1:
+        fail(str(stop.error))
+    fail(f"{stop.error}; stopped after {done} of {total} inputs, free space and rerun to resume")

@@ -195,7 +195,7 @@ def _run_job(
             on_tiles=lambda n: bar.advance(tiles, n),
         )
     except ProdepthError as exc:
-        return Outcome(job, "error", str(exc))
+        return Outcome.failed(job, exc)
     finally:
         bar.remove_task(tiles)
     return Outcome(

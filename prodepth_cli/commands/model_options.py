@@ -110,7 +110,11 @@ def load_for_run(
     """Load the model a command runs: a catalog model not yet installed is pulled first, its
     progress bar on stderr (a terminal's, not with `quiet`), unless `offline`."""
     with download_progress(quiet) as progress:
-        return load_model(model, device, pull=not offline, progress=progress, **(overrides or {}))
+        loaded = load_model(model, device, pull=not offline, progress=progress, **(overrides or {}))
+    if err_console.is_terminal:  # an accelerator passed over: one note, where someone reads it
+        for line in loaded.notes:
+            note(f"note: {line}", quiet)
+    return loaded
 
 
 @contextlib.contextmanager

@@ -169,10 +169,12 @@ def show(
         providers = sorted({model.provider, cpu.provider})
         spec = model.tile_net.spec.to_json()
         is_default = model.tile_net.path.resolve() == default
+        entry = entry or catalog.match_file(model.tile_net.path)  # a file may be a pulled one
         if json_out:
             emit_json(
                 {
                     "model": ref,
+                    **(_record(entry) if entry is not None else {}),
                     "path": str(model.tile_net.path),
                     "spec": spec,
                     "providers": providers,
@@ -181,7 +183,6 @@ def show(
             )
             continue
         shown = {k: v for k, v in spec.items() if v not in (None, "")}
-        entry = catalog.match_file(model.tile_net.path)
         title = f"\n{entry.title} ({entry.licence})" if entry is not None else ""
         table.add_row(
             ref + title,
@@ -255,6 +256,9 @@ def _pick(name: str, variant: str | None) -> CatalogModel:
 
 
 def _record(model: CatalogModel) -> dict:
+    """A catalog variant as `--json` gives it: where it comes from, pinned (`repo` at the
+    commit `revision`, or a release `url`), and each file's path, bytes and sha256 (null
+    where the catalog leaves the check to the sha256 the hub reports)."""
     return {
         "name": model.name,
         "title": model.title,
@@ -264,5 +268,8 @@ def _record(model: CatalogModel) -> dict:
         "bytes": model.bytes,
         "licence": model.licence,
         "source": model.url or f"{model.repo}@{model.revision}",
-        "files": [f.path for f in model.files],
+        "repo": model.repo,
+        "revision": model.revision,
+        "url": model.url,
+        "files": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in model.files],
     }

@@ -13,12 +13,14 @@ import typer
 from prodepth_cli.commands.common import (
     JsonOption,
     QuietOption,
+    TorchDeviceOption,
     emit_json,
     guarded,
     note,
     progress_bar,
 )
 from prodepth_cli.errors import OptionError
+from prodepth_cli.torch_device import choose_torch_device
 
 
 @guarded
@@ -31,9 +33,7 @@ def train(
     config: Annotated[
         Path | None, typer.Option("--config", help="JSON file of training options.")
     ] = None,
-    device: Annotated[
-        str, typer.Option("--device", help="cpu or cuda.", case_sensitive=False)
-    ] = "cpu",
+    device: TorchDeviceOption = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
     no_consistency: Annotated[
         bool, typer.Option("--no-consistency", help="Refiner: train without the GPCT loss.")
@@ -66,9 +66,7 @@ def train(
     from prodepth_cli.training.config import make_config, read_config_file
     from prodepth_cli.training.loop import run_training
 
-    device = device.lower()
-    if device not in ("cpu", "cuda"):
-        raise OptionError(f"--device {device}: use cpu or cuda")
+    device = choose_torch_device(device)
     if network.lower() == "bokeh":
         if config or no_consistency or coarse_checkpoint:
             raise OptionError("--config, --no-consistency, --coarse-model: depth nets only")

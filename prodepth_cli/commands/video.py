@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from prodepth_cli.commands.common import (
-    DeviceOption,
     JsonOption,
     QuietOption,
+    TorchDeviceOption,
     emit_json,
     guarded,
     note,
@@ -68,7 +68,7 @@ def video(
             show_default=False,
         ),
     ] = None,
-    device: DeviceOption = "auto",
+    device: TorchDeviceOption = "auto",
     preview: Annotated[
         str | None,
         typer.Option(

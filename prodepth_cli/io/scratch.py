@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from prodepth_cli.errors import DISK_FULL, OutputError, write_error
+
 BLOCK = 256  # columns per block
 STRIP_BYTES = 4 << 20  # full-width rows moved per call: a few MB, whatever the width
 BAND_BYTES = 64 << 20  # a band of rows up to this size is kept in memory (`RowBand`)
@@ -48,9 +50,16 @@ class ScratchArray:
         self._pixel = self.dtype.itemsize * int(np.prod(channels, dtype=int))
         self._blocks = -(-width // self.block)
         self._block_bytes = self.rows * self.block * self._pixel
-        self._fd, path = tempfile.mkstemp(prefix="prodepth-", suffix=".scratch")
-        os.unlink(path)  # anonymous: the space goes back when the file is closed, crash or not
-        os.ftruncate(self._fd, self._blocks * self._block_bytes)  # sparse zeros
+        try:
+            self._fd, self._path = tempfile.mkstemp(prefix="prodepth-", suffix=".scratch")
+        except OSError as exc:
+            raise _scratch_error(f"{tempfile.gettempdir()}/prodepth-*.scratch", exc) from None
+        os.unlink(self._path)  # anonymous: its space goes back when it is closed, crash or not
+        try:
+            os.ftruncate(self._fd, self._blocks * self._block_bytes)  # sparse zeros
+        except OSError as exc:
+            os.close(self._fd)
+            raise _scratch_error(self._path, exc) from None
 
     def close(self) -> None:
         os.close(self._fd)
@@ -122,10 +131,29 @@ class ScratchArray:
         while done < len(blocks):
             slot = (y0 + done) % self.rows
             n = min(len(blocks) - done, self.rows - slot)
-            size = call(self._fd, [flat[done : done + n]], base + slot * row_bytes)
-            if size != n * row_bytes:
-                raise OSError(f"scratch file: {size} of {n * row_bytes} bytes transferred")
+            self._transfer(call, flat[done : done + n].reshape(-1), base + slot * row_bytes)
             done += n
+
+    def _transfer(self, call, data: np.ndarray, offset: int) -> None:
+        """Read or write all the bytes `data` at `offset`. A short write is carried on, so
+        that a disk that fills up says so (ENOSPC) rather than a byte count."""
+        moved = 0
+        try:
+            while moved < len(data):
+                size = call(self._fd, [data[moved:]], offset + moved)
+                if size <= 0:
+                    raise OSError(f"{moved} of {len(data)} bytes transferred")
+                moved += size
+        except OSError as exc:
+            raise _scratch_error(self._path, exc) from None
+
+
+def _scratch_error(path: str, exc: OSError) -> OutputError:
+    """A scratch file's failure: in TMPDIR, not where the outputs go, so the line says so."""
+    hint = "a working file of the image being made"
+    if exc.errno in DISK_FULL:
+        hint += "; set TMPDIR to a folder on a larger disk"
+    return write_error(path, exc, hint)
 
 
 class RowBand:

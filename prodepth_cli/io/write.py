@@ -15,8 +15,10 @@ maps carry the photograph's camera EXIF (when, with what; Orientation 1: already
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -28,7 +30,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from prodepth_cli.errors import OutputError
+from prodepth_cli.errors import OutputError, write_error
 from prodepth_cli.io.embed import write_embedded
 from prodepth_cli.io.metadata import EXIF_HEADER, exif_blob, tiff_tags
 from prodepth_cli.io.png import write_png
@@ -47,6 +49,7 @@ FORMAT_OF_SUFFIX = {
 _BIGTIFF_BYTES = 2**31
 _TIFF_TILE = 256
 _PNG_LEVEL = 1  # zlib level: smooth depth maps gain little from more effort
+_NEARLY_FULL = 1 << 20  # bytes free after a failed write that say the disk filled up
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -81,7 +84,9 @@ def format_for_output(dst: str | Path, fmt: str | None) -> str:
 @contextlib.contextmanager
 def atomic_output(dst: str | Path) -> Iterator[Path]:
     """A temporary path beside `dst` (same suffix) that is renamed to `dst` on success and
-    removed on failure, so `dst` is either absent or complete."""
+    removed on failure, so `dst` is either absent or complete. An OSError on the way (the
+    writer's own, or the rename's) becomes an OutputError naming `dst` and the cause in one
+    line: a DiskFullError when no space or quota is left."""
     dst = Path(dst)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -91,14 +96,30 @@ def atomic_output(dst: str | Path) -> Iterator[Path]:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
         os.close(fd)
     except OSError as exc:
-        raise OutputError(f"{dst}: cannot write here ({exc.strerror or exc})") from None
+        raise write_error(dst, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, dst)
+    except OSError as exc:
+        error = write_error(dst, _with_cause(exc, dst.parent))  # before the space comes back
+        tmp_path.unlink(missing_ok=True)
+        raise error from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _with_cause(exc: OSError, folder: Path) -> OSError:
+    """`exc`, or ENOSPC when it has no errno and `folder`'s disk is all but full: writers
+    that check their own byte counts (tifffile, numpy, a video encoder) lose the errno."""
+    if exc.errno is not None:
+        return exc
+    try:
+        full = shutil.disk_usage(folder).free < _NEARLY_FULL
+    except OSError:
+        full = False
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if full else exc
 
 
 class DepthScratch:

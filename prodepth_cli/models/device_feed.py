@@ -12,17 +12,14 @@ cores), so networks there keep `Network.prepare`'s host path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
 
 from prodepth_cli.io import INTEGER_WHITE
+from prodepth_cli.models.spec import ModelSpec
 
-if TYPE_CHECKING:
-    from prodepth_cli.models.runtime import Network
-
-_IO_DEVICE = {"CUDAExecutionProvider": "cuda"}  # I/O binding's name for a provider's memory
 _ONNX_TYPES = {  # onnx.TensorProto's numbers (onnx itself is imported only when needed)
     np.dtype(np.uint8): 2,  # TensorProto.UINT8
     np.dtype(np.uint16): 4,  # TensorProto.UINT16
@@ -37,14 +34,26 @@ def takes_pixels(image: np.ndarray, full_scale: float) -> bool:
     return image.ndim == 3 and image.shape[2] == 3 and INTEGER_WHITE.get(image.dtype) == full_scale
 
 
+class FedNetwork(Protocol):
+    """What a feed needs of a network (`runtime.Network` is one)."""
+
+    spec: ModelSpec
+    session: ort.InferenceSession
+    input_dtype: np.dtype
+
+    @property
+    def provider(self) -> str: ...
+
+
 class DeviceFeed:
     """Runs `net` on batches of raw pixels `(B, h, w, 3)` (uint8 or uint16): normalised on
-    the network's device, handed over by I/O binding, the output copied back to the host."""
+    the network's device (`device`, I/O binding's name for its memory: cuda; cpu in
+    tests), handed over by I/O binding, the output copied back to the host."""
 
-    def __init__(self, net: Network):
+    def __init__(self, net: FedNetwork, device: str = "cpu"):
         self.net = net
         self.provider = net.provider
-        self.device = _IO_DEVICE.get(self.provider, "cpu")
+        self.device = device
         self._normalisers: dict[np.dtype, ort.InferenceSession] = {}
 
     def infer(self, pixels: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
@@ -74,7 +83,7 @@ class DeviceFeed:
         return self._normalisers[pixels]
 
 
-def normaliser(net: Network, pixels: np.dtype) -> bytes:
+def normaliser(net: FedNetwork, pixels: np.dtype) -> bytes:
     """An ONNX graph, serialised: `pixels` `(N, H, W, 3)` of type `pixels` -> `x`, the batch
     `net.prepare` would make from them (same formula, same layout and type)."""
     from onnx import TensorProto, helper, numpy_helper  # 0.6 s to import: only on a GPU

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from prodepth_cli.errors import ModelError
+from prodepth_cli.errors import ModelError, write_error
 from prodepth_cli.models.runtime import MAX_IR_VERSION, load_network
 from prodepth_cli.models.spec import ModelSpec, write_spec
 
@@ -72,6 +72,8 @@ def ensemble_models(members: list[Path], output: Path) -> EnsembleResult:
         spec_tmp = write_spec(spec.replace(name=output.stem, extra=extra), tmp)
         os.replace(tmp, output)
         os.replace(spec_tmp, output.with_suffix(".json"))
+    except OSError as exc:
+        raise write_error(output, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
         tmp.with_suffix(".json").unlink(missing_ok=True)
@@ -95,6 +97,8 @@ def extract_member(ensemble: Path, index: int, output: Path) -> Path:
         member = spec.replace(output=outputs[1 + index], name=output.stem, extra=members[index])
         os.replace(write_spec(member, tmp), output.with_suffix(".json"))
         os.replace(tmp, output)
+    except OSError as exc:
+        raise write_error(output, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
     return output

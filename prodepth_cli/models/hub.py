@@ -9,7 +9,6 @@ removed, partial files included. Errors are one-line `ModelError`s naming the mo
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import urllib.error
@@ -18,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prodepth_cli.errors import ModelError, first_line
+from prodepth_cli.errors import DISK_FULL, ModelError, first_line, write_cause
 from prodepth_cli.models.catalog import CatalogModel, ModelFile, human_bytes, sha256_of
 
 HUB = "https://huggingface.co"
@@ -80,6 +79,21 @@ def remove(model: CatalogModel) -> list[Path]:
             _remove_file(model, path)
             removed.append(path)
     return removed
+
+
+def verify(model: CatalogModel) -> list[str]:
+    """Check every downloaded file of `model` against its sha256 (the catalog's, else the
+    one the hub reported); returns one line per file that is missing or differs."""
+    problems = []
+    for file in model.files:
+        path = _cached(model, file)
+        if path is None:
+            problems.append(f"{model.ref}: {file.path} is not downloaded")
+            continue
+        expected = file.sha256 or _hub_sha256(path)
+        if sha256_of(path) != expected:
+            problems.append(f"{model.ref}: {file.path} does not match its sha256 ({path})")
+    return problems
 
 
 def manual_hint(model: CatalogModel) -> str:
@@ -317,12 +331,12 @@ def _check_space(model: CatalogModel, files: list[ModelFile]) -> None:
 
 
 def _os_error(model: CatalogModel, file: ModelFile, exc: OSError) -> ModelError:
-    if exc.errno == errno.ENOSPC:
+    if exc.errno in DISK_FULL:
         return ModelError(
-            f"{model.ref}: disk full while downloading {file.path} (needs "
+            f"{model.ref}: {write_cause(exc)} while downloading {file.path} (needs "
             f"{human_bytes(model.bytes)}; set HF_HOME to a larger disk); nothing was kept"
         )
-    reason = exc.strerror or first_line(exc)
+    reason = write_cause(exc)
     return ModelError(
         f"{model.ref}: download of {file.path} failed ({reason}); nothing was kept, "
         "run the pull again"

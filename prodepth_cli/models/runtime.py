@@ -13,7 +13,7 @@ import functools
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from prodepth_cli.errors import ModelError, first_line
-from prodepth_cli.models import catalog, hub
+from prodepth_cli.models import catalog, hub, providers
 from prodepth_cli.models.catalog import CatalogModel
 from prodepth_cli.models.device_feed import DeviceFeed, takes_pixels
 from prodepth_cli.models.spec import DEFAULT_WORKING_SIZE, ModelSpec, preset_for, sidecar_spec
@@ -31,7 +31,6 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 MAX_IR_VERSION = 13  # the newest ONNX IR onnxruntime 1.31 reads: graphs we write cap theirs
 DEFAULT_MODEL = "prodepth-refiner.onnx"
 SHIPPED_NAME = "prodepth"  # `--model prodepth`: the shipped model, whatever is installed
-_GPU_PROVIDERS = ("CUDAExecutionProvider",)
 _EPS = 1e-6
 _MAX_ASPECT = 4  # the long side of a scaled pass, in working sizes at most
 
@@ -62,6 +61,9 @@ class Network:
     max_batch: int  # 1 when the graph fixes the batch dimension to 1
     input_dtype: np.dtype
     feed: DeviceFeed | None = None  # on a GPU: tiles go up as raw pixels (`device_feed`)
+    accel: providers.Accelerator = providers.ACCELERATORS["cpu"]
+    threads: int | None = None
+    _fixed: dict[tuple, ort.InferenceSession] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def provider(self) -> str:
@@ -163,12 +165,41 @@ class Network:
                 feeds = {self.spec.input: chunk}
                 if c is not None:
                     feeds[self.spec.coarse_input] = c
-                (out,) = self.session.run([self.spec.output], feeds)
+                (out,) = self.session_for(feeds).run([self.spec.output], feeds)
             outs.append(_as_maps(np.asarray(out, np.float32), len(chunk)))
         maps = outs[0] if len(outs) == 1 else np.concatenate(outs)
         if self.spec.kind == "depth":
             maps = 1.0 / np.maximum(maps, _EPS)
         return maps
+
+    def session_for(self, feeds: dict[str, np.ndarray]) -> ort.InferenceSession:
+        """The session that runs `feeds`: the one session, or on a static-shape provider
+        (CoreML) one per input shape, each made with its graph's free dimensions fixed to
+        that shape (a run feeds a few: its tile batch, the last batch, the coarse pass)."""
+        if not self.accel.static_shapes:
+            return self.session
+        dims: dict[str, int] = {}
+        for graph_input in self.session.get_inputs():
+            fed = feeds.get(graph_input.name)
+            if fed is None:
+                continue
+            for dim, size in zip(graph_input.shape, fed.shape, strict=True):
+                if isinstance(dim, str) and dims.setdefault(dim, size) != size:
+                    return self.session  # one name, two sizes: cannot be fixed by name
+        if not dims:
+            return self.session  # the graph's shape is fixed already
+        key = tuple(sorted(dims.items()))
+        if key not in self._fixed:
+            self._fixed[key] = _session(self.path, self.accel, self.threads, dims)
+        return self._fixed[key]
+
+    def probe(self) -> None:
+        """Run one small tile (raises what the provider raises): a provider can create a
+        session and still fail on the first run (an op it lacks, a driver too old)."""
+        h, w = self.input_hw(64, 64)
+        x = self.prepare([np.zeros((h, w, 3), np.float32)])
+        coarse = np.zeros((1, h, w), np.float32) if self.spec.coarse_input else None
+        self.run(x, coarse)
 
 
 @dataclass
@@ -178,6 +209,7 @@ class DepthModel:
     name: str
     tile_net: Network
     coarse_net: Network
+    notes: list[str] = field(default_factory=list)  # accelerators passed over (auto)
 
     @property
     def provider(self) -> str:
@@ -274,8 +306,9 @@ def load_model(
     **overrides: Any,
 ) -> DepthModel:
     """Load a depth model (a file, a catalog name, default: `default_model_ref`) for `device`
-    (auto | cpu | cuda); a catalog model not yet installed is pulled first (`pull`,
-    `progress`: see `resolve_model`).
+    (a `providers.DEVICES` name: auto tries each accelerator there is, then the CPU, and
+    says in the model's `notes` which it passed over); a catalog model not yet installed is
+    pulled first (`pull`, `progress`: see `resolve_model`).
 
     `overrides` are spec fields (kind, layout, size, mean, std, ...) that win over what is
     inferred from the graph, presets, the catalog and the JSON spec beside the model.
@@ -285,12 +318,14 @@ def load_model(
     ref = path if path is not None else default_model_ref()
     model_path, entry = resolve_model(ref, pull, progress)
     base = entry.spec if entry is not None else {}
-    tile_net = load_network(model_path, device, overrides, base, threads)
+    notes: list[str] = []
+    tile_net = load_network(model_path, device, overrides, base, threads, notes)
     coarse_net = tile_net
     if tile_net.spec.coarse_model:
-        coarse_net = _coarse_network(model_path, tile_net.spec.coarse_model, device, threads)
+        chosen = tile_net.accel.device  # the coarse network runs where the tiles do
+        coarse_net = _coarse_network(model_path, tile_net.spec.coarse_model, chosen, threads)
     name = entry.ref if entry is not None else model_path.name
-    return DepthModel(name, tile_net, coarse_net)
+    return DepthModel(name, tile_net, coarse_net, notes)
 
 
 def _coarse_network(refiner: Path, coarse_model: str, device: str, threads: int | None) -> Network:
@@ -320,12 +355,58 @@ def load_network(
     overrides: dict[str, Any],
     catalog_spec: dict[str, Any] | None = None,
     threads: int | None = None,
+    notes: list[str] | None = None,
 ) -> Network:
     """One network, its spec built up from the graph, then a file-name preset, the catalog,
-    the JSON beside it and `overrides`, each winning over the one before."""
+    the JSON beside it and `overrides`, each winning over the one before. It runs on the
+    first of `device`'s accelerators (`providers.candidates`) that creates a session and
+    runs a probe tile; for auto, each one passed over adds a line to `notes`."""
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    session = _session(path, device, threads)
+    chain = providers.candidates(device)
+    failures: list[str] = []
+    on_cpu = None  # a session onnxruntime put on the CPU when the accelerator did not load
+    for accel in chain:
+        try:
+            net = _network(path, accel, overrides, catalog_spec, threads, on_cpu)
+            if accel.device != "cpu":
+                net.probe()
+        except AcceleratorError as exc:
+            if len(chain) == 1 or providers.driver_present(accel.device):
+                failures.append(str(exc))
+            on_cpu = exc.session
+        except Exception as exc:  # onnxruntime's own errors, from a provider that failed
+            if accel.device == "cpu":
+                raise
+            failures.append(f"{accel.title} failed on a probe tile ({first_line(exc)})")
+        else:
+            if failures and notes is not None:
+                notes.append(f"{'; '.join(failures)}: running on the {accel.title}")
+            return net
+        if len(chain) == 1:
+            raise ModelError(f"--device {accel.device}: {failures[-1]}")
+    raise AssertionError("the CPU ends every chain")  # pragma: no cover
+
+
+class AcceleratorError(ModelError):
+    """An accelerator listed by onnxruntime that did not load; `session` is what onnxruntime
+    made instead on the CPU, when it made one (reused, not loaded twice)."""
+
+    def __init__(self, message: str, session: ort.InferenceSession | None = None):
+        super().__init__(message)
+        self.session = session
+
+
+def _network(
+    path: Path,
+    accel: providers.Accelerator,
+    overrides: dict[str, Any],
+    catalog_spec: dict[str, Any] | None,
+    threads: int | None,
+    session: ort.InferenceSession | None = None,
+) -> Network:
+    if session is None or accel.device != "cpu":
+        session = _session(path, accel, threads)
     inferred = infer_spec(path, session)
     try:
         spec = inferred.replace(**preset_for(path)).replace(**(catalog_spec or {}))
@@ -341,9 +422,9 @@ def load_network(
     dtype = np.float16 if image_input.type == "tensor(float16)" else np.float32
     batch_dim = image_input.shape[0]
     max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else 64
-    net = Network(path, spec, session, max_batch, np.dtype(dtype))
-    if net.provider in _GPU_PROVIDERS:
-        net.feed = DeviceFeed(net)
+    net = Network(path, spec, session, max_batch, np.dtype(dtype), accel=accel, threads=threads)
+    if accel.io_device is not None:
+        net.feed = DeviceFeed(net, accel.io_device)
     return net
 
 
@@ -381,28 +462,49 @@ def infer_spec(path: Path, session: ort.InferenceSession) -> ModelSpec:
     )
 
 
-def _session(path: Path, device: str, threads: int | None = None) -> ort.InferenceSession:
-    device = device.lower()
-    if device not in ("auto", "cpu", "cuda"):
-        raise ModelError(f"--device {device}: choose auto, cpu or cuda")
-    gpu = [p for p in _GPU_PROVIDERS if p in ort.get_available_providers()]
-    providers = ["CPUExecutionProvider"] if device == "cpu" else [*gpu, "CPUExecutionProvider"]
-    if device == "cuda" and not gpu:
-        raise ModelError("--device cuda: this onnxruntime has no CUDA provider")
+def _session(
+    path: Path,
+    accel: providers.Accelerator,
+    threads: int | None = None,
+    dims: dict[str, int] | None = None,
+) -> ort.InferenceSession:
+    """An onnxruntime session of `path` on `accel` (the CPU taking what it lacks); `dims`
+    fixes the graph's named free dimensions (a static-shape provider's one shape)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     _use_shared_arena(options)
+    accel.configure(options)
     if threads:
         options.intra_op_num_threads = threads
+    for name, value in (dims or {}).items():
+        options.add_free_dimension_override_by_name(name, value)
+    shape_key = "_".join(f"{k}{v}" for k, v in sorted((dims or {}).items()))
+    chain = accel.providers(path, shape_key)
     try:
-        # A GPU provider that cannot load (no CUDA here) would print errors on every start.
-        with _quiet_ort_logs(enabled=len(providers) > 1):
-            session = ort.InferenceSession(str(path), options, providers=providers)
+        # A provider that cannot load (no CUDA here) would print errors on every start.
+        with _quiet_ort_logs(enabled=len(chain) > 1):
+            session = ort.InferenceSession(str(path), options, providers=chain)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        if accel.device != "cpu" and path.is_file() and _loads_on_cpu(path):
+            raise AcceleratorError(f"{accel.title} could not run it ({first_line(exc)})") from None
         raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from None
-    if device == "cuda" and session.get_providers()[0] == "CPUExecutionProvider":
-        raise ModelError("--device cuda: CUDA did not load (drivers, CUDA or cuDNN missing)")
+    if session.get_providers()[0] != accel.provider:
+        raise AcceleratorError(f"{accel.title} did not load ({_why_not(accel)})", session)
     return session
+
+
+def _loads_on_cpu(path: Path) -> bool:
+    try:
+        ort.InferenceSession(str(path), providers=[providers.CPU])
+    except Exception:  # the file itself is bad, not the accelerator
+        return False
+    return True
+
+
+def _why_not(accel: providers.Accelerator) -> str:
+    if accel.device in ("cuda", "tensorrt"):
+        return "no NVIDIA driver, or the CUDA/cuDNN/TensorRT libraries are missing"
+    return f"onnxruntime lists {accel.provider} but could not start it"
 
 
 def _use_shared_arena(options: ort.SessionOptions) -> None:

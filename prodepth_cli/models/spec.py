@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from prodepth_cli.errors import ModelError
+from prodepth_cli.errors import ModelError, write_error
 
 Layout = Literal["NCHW", "NHWC"]
 Kind = Literal["disparity", "depth"]
@@ -150,5 +150,8 @@ def sidecar_spec(model_path: Path) -> dict[str, Any]:
 def write_spec(spec: ModelSpec, model_path: Path) -> Path:
     """Write `spec` as the JSON file beside `model_path`; returns its path."""
     path = model_path.with_suffix(".json")
-    path.write_text(json.dumps(spec.to_json(), indent=2) + "\n")
+    try:
+        path.write_text(json.dumps(spec.to_json(), indent=2) + "\n")
+    except OSError as exc:
+        raise write_error(path, exc) from None
     return path

@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
 
 from prodepth_cli.errors import ModelError
+from prodepth_cli.io.write import atomic_output
 from prodepth_cli.nets import build_net
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` to `path` through a temporary file, so a kill never leaves half a file."""
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write `state` to `path` through a temporary file, so a kill never leaves half a file;
+    OutputError naming `path` and the cause when it cannot be written (DiskFullError: no
+    space left), the temporary file removed."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        kept = _WriteFailure(f)
+        try:
+            torch.save(state, kept)
+        except RuntimeError:
+            if kept.error is None:
+                raise
+            raise kept.error from None
+
+
+class _WriteFailure:
+    """A file's write and flush for torch.save, keeping the OSError that failed a write:
+    torch's zip writer reports it as `RuntimeError: [enforce fail at inline_container.cc]`,
+    errno and all lost."""
+
+    def __init__(self, file: BinaryIO):
+        self._file = file
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._file.flush()
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -55,9 +55,12 @@ class TrainConfig:
 
     def uses_bf16(self, device: str) -> bool:
         """Whether the forward pass runs in bfloat16 (`precision`; for auto: a CUDA device
-        with bf16, or a CPU with AVX512-BF16 or AMX, where it is fast rather than emulated)."""
+        with bf16, or a CPU with AVX512-BF16 or AMX, where it is fast rather than emulated;
+        never Apple's mps, whose autocast covers float16 only)."""
         if self.precision != "auto":
             return self.precision == "bf16"
+        if device.startswith("mps"):
+            return False
         if device.startswith("cuda"):
             return torch.cuda.is_bf16_supported()
         native = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")

@@ -8,7 +8,6 @@ fails and no file is left behind.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from prodepth_cli.errors import ModelError
+from prodepth_cli.io.write import atomic_output
 from prodepth_cli.models import catalog
 from prodepth_cli.models.runtime import MAX_IR_VERSION
 from prodepth_cli.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, write_spec
@@ -109,23 +109,22 @@ def _write_onnx(net: nn.Module, kind: str, path: Path) -> None:
 
     names = ["image"] if kind == "coarse" else ["image", "coarse"]
     dynamic = {n: {0: "batch", 2: "height", 3: "width"} for n in [*names, "disparity"]}
-    tmp = path.with_suffix(".onnx.tmp")
-    torch.onnx.export(
-        net,
-        _example_inputs(kind),
-        str(tmp),
-        input_names=names,
-        output_names=["disparity"],
-        dynamic_axes=dynamic,
-        opset_version=OPSET,
-        dynamo=False,
-        do_constant_folding=True,
-    )
-    model = onnx.load(str(tmp))
-    model.ir_version = min(model.ir_version, MAX_IR_VERSION)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.onnx.export(
+            net,
+            _example_inputs(kind),
+            str(tmp),
+            input_names=names,
+            output_names=["disparity"],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
+        model = onnx.load(str(tmp))
+        model.ir_version = min(model.ir_version, MAX_IR_VERSION)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
 
 
 def onnx_parity(net: nn.Module, kind: str, path: Path) -> tuple[float, float]:

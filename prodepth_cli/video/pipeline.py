@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from prodepth_cli.errors import OptionError
+from prodepth_cli.torch_device import choose_torch_device
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
 from prodepth_cli.video.fit import FitConfig, StepCallback, VideoFit, fit_video
 from prodepth_cli.video.frames import Clip, parse_size, read_clip
@@ -84,20 +85,6 @@ class VideoReport:
         }
 
 
-def resolve_device(device: str) -> str:
-    """ "auto" -> cuda when torch sees a GPU, else cpu; "cuda" without one is an error."""
-    import torch
-
-    device = device.lower()
-    if device not in ("auto", "cpu", "cuda"):
-        raise OptionError(f"--device {device}: choose auto, cpu or cuda")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise OptionError("--device cuda: torch sees no CUDA GPU here")
-    return device
-
-
 def clip_intrinsics(clip: Clip, options: VideoOptions) -> tuple[Intrinsics, str]:
     """Intrinsics at the clip's fitting size and a word on where they came from."""
     if options.intrinsics and options.calib:
@@ -132,7 +119,7 @@ def video_depth(
     if options.steps < 1:
         raise OptionError(f"--steps {options.steps}: must be at least 1")
     size = parse_size(options.size) if options.size else None
-    device = resolve_device(options.device)
+    device = choose_torch_device(options.device)
     clip = read_clip(src, size, on_frame)
     if on_frames:
         on_frames(len(clip))
