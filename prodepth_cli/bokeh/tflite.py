@@ -3,13 +3,15 @@
 `TFLiteBokehNet` wraps the interpreter (fixed NHWC input `(1, fh, fw, 4)`); `NetRenderer`
 is a bokeh Renderer around any such predictor: it fits the photo into the frame, runs the
 network and brings the render back to full size (`net_frame`). The torch network gives the
-same renderer (parity tests, validation) through `predict` of the same shape.
+same renderer (parity tests, validation) through `predict` of the same shape, and so does the
+ONNX export beside the .tflite (`onnx_net`), which runs where LiteRT is missing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,23 +28,60 @@ DEFAULT_TFLITE = MODELS / "prodepth-bokeh.tflite"
 
 Predict = Callable[[np.ndarray], np.ndarray]  # (1, fh, fw, 4) -> (1, fh, fw, 3), float32
 
+# (platform.system(), platform.machine()) where ai-edge-litert publishes wheels; pyproject.toml's
+# marker installs it on exactly these (tests/test_platforms.py checks the two agree).
+LITERT_PLATFORMS = frozenset(
+    {("Linux", "x86_64"), ("Linux", "aarch64"), ("Darwin", "arm64"), ("Windows", "AMD64")}
+)
+
+
+def this_platform() -> str:
+    """This machine as a photographer names it: "macOS x86_64", "Windows AMD64"."""
+    system = platform.system()
+    return f"{'macOS' if system == 'Darwin' else system} {platform.machine()}"
+
+
+def _litert_has_build() -> bool:
+    return (platform.system(), platform.machine()) in LITERT_PLATFORMS
+
+
+def litert_missing() -> str:
+    """Why LiteRT cannot run here, in one clause: no build for this platform, or not installed."""
+    if not _litert_has_build():
+        return f"LiteRT (ai-edge-litert) has no build for this platform ({this_platform()})"
+    return "LiteRT (ai-edge-litert) is not installed"
+
+
+def litert_missing_error() -> ModelError:
+    """The one line for --engine tflite where LiteRT is missing and nothing stands in."""
+    hint = "use --engine classic"
+    if _litert_has_build():
+        hint = f"pip install ai-edge-litert, or {hint}"
+    return ModelError(f"{litert_missing()}; {hint}")
+
+
+def litert_interpreter() -> type | None:
+    """LiteRT's Interpreter class, or None where ai-edge-litert is not installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None
+    return Interpreter
+
 
 class TFLiteBokehNet:
     """A bokeh .tflite model on the LiteRT interpreter (XNNPACK on CPU)."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise ModelError(
-                "--engine tflite needs ai-edge-litert (pip install ai-edge-litert)"
-            ) from None
+        interpreter = litert_interpreter()
+        if interpreter is None:
+            raise litert_missing_error()
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: no such TFLite model")
         try:
             with _native_stderr_silenced():  # LiteRT's "INFO: Created ... delegate" line
-                self._interp = Interpreter(model_path=str(path), num_threads=threads)
+                self._interp = interpreter(model_path=str(path), num_threads=threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: not a loadable TFLite model ({exc})") from None
@@ -71,6 +110,7 @@ class NetRenderer:
     predict: Predict
     frame_hw: tuple[int, int]
     name: str = "network"
+    note: str = ""  # for the person at the terminal: which runtime stood in, and why
 
     def __call__(
         self, rgb: np.ndarray, disparity01: np.ndarray, focus01: float, k: float
@@ -83,9 +123,27 @@ class NetRenderer:
 
 
 def load_bokeh_net(path: str | Path | None = None, threads: int | None = None) -> NetRenderer:
-    """The TFLite engine as a Renderer (default: the shipped `models/prodepth-bokeh.tflite`)."""
-    net = TFLiteBokehNet(path or DEFAULT_TFLITE, threads)
-    return NetRenderer(net.predict, net.frame_hw, net.name)
+    """The TFLite engine as a Renderer (default: the shipped `models/prodepth-bokeh.tflite`).
+
+    Where LiteRT is missing, the same network's ONNX export beside the .tflite (`NAME.onnx`)
+    runs on onnxruntime instead, and the renderer's `note` says so; an .onnx `path` always
+    runs on onnxruntime. Without either: a ModelError that points to --engine classic.
+    """
+    from prodepth_cli.bokeh.onnx_net import OnnxBokehNet
+
+    path = Path(path or DEFAULT_TFLITE)
+    if path.suffix.lower() == ".onnx":
+        net = OnnxBokehNet(path, threads)
+        return NetRenderer(net.predict, net.frame_hw, net.name)
+    if litert_interpreter() is not None:
+        net = TFLiteBokehNet(path, threads)
+        return NetRenderer(net.predict, net.frame_hw, net.name)
+    onnx = path.with_suffix(".onnx")
+    if not onnx.is_file():
+        raise litert_missing_error()
+    net = OnnxBokehNet(onnx, threads)
+    said = f"{litert_missing()}: running {onnx.name}, the same network exported to ONNX"
+    return NetRenderer(net.predict, net.frame_hw, net.name, said)
 
 
 @contextlib.contextmanager

@@ -83,8 +83,9 @@ def _export_bokeh(checkpoint: Path, output: Path, fp16: bool, quiet: bool, json_
         raise OptionError(f"{output}: the bokeh network exports to .tflite (fp32 + int8)")
     result = export_bokeh(checkpoint, output)
     note(
-        f"wrote {result.fp32}, {result.int8} and {result.weights}; |TFLite - torch| max "
-        f"{result.parity_fp32:.2e} (fp32), mean {result.parity_int8:.2e} (int8)",
+        f"wrote {result.fp32}, {result.int8}, {result.onnx} and {result.weights}; "
+        f"|TFLite - torch| max {result.parity_fp32:.2e} (fp32), mean {result.parity_int8:.2e} "
+        f"(int8); |ONNX - torch| max {result.parity_onnx:.2e}",
         quiet,
     )
     if json_out:
@@ -92,9 +93,11 @@ def _export_bokeh(checkpoint: Path, output: Path, fp16: bool, quiet: bool, json_
             {
                 "tflite": str(result.fp32),
                 "tflite_int8": str(result.int8),
+                "onnx": str(result.onnx) if result.onnx else None,
                 "weights": str(result.weights),
                 "kind": "bokeh",
                 "max_abs_diff": result.parity_fp32,
                 "int8_mean_abs_diff": result.parity_int8,
+                "onnx_max_abs_diff": result.parity_onnx,
             }
         )
