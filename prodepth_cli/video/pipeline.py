@@ -40,6 +40,8 @@ class VideoOptions:
     device: str = "auto"
     preview: str | None = None  # colour-mapped mp4
     coarse_model: str | None = None  # ONNX coarse network to start from (default: shipped)
+    fast: bool = False  # no fit: the model's per-frame maps aligned along optical flow
+    fmt: str = "png16"  # per-frame maps: png16 | tiff | npy
 
 
 @dataclass
