@@ -32,8 +32,8 @@ PHONE_HW = (3024, 4032)
 
 def main() -> None:
     from prodepth_cli.bokeh import quality
-    from prodepth_cli.bokeh.depth_input import read_depth_map
     from prodepth_cli.bokeh.engine import BokehOptions, bokeh_array, bokeh_file, classic_renderer
+    from prodepth_cli.io.depth_map import read_depth_map
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="classic,tflite")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prodepth_cli.errors import InputError, OptionError, OutputError
-from prodepth_cli.io.write import DepthScratch, format_for_output, write_depth
+from prodepth_cli.io.write import DepthArray, format_for_output, write_depth
 from prodepth_cli.models.runtime import DepthModel, load_model
 from prodepth_cli.pipeline import DepthOptions, depth_array, depth_file
 
@@ -137,7 +137,4 @@ def _pixels(image: Any) -> np.ndarray:
 
 def _write_map(disparity: np.ndarray, dst: str | os.PathLike[str], fmt: str, metres: bool) -> None:
     """Write an in-memory `(H, W)` disparity map as `fmt` at `dst`, as `depth_file` would."""
-    h, w = disparity.shape
-    with DepthScratch(w, h, metres) as scratch:
-        scratch.add(0, 0, disparity)
-        write_depth(scratch, Path(dst), fmt)
+    write_depth(DepthArray(disparity, metres), Path(dst), fmt)

@@ -1,7 +1,8 @@
 """Batches of inputs: expand files, folders, globs and "-" into jobs with output paths.
 
-Shared by every command that turns images into files (depth, bokeh): where each output
-goes, which outputs are already complete (resume), and the per-input outcome records.
+Shared by every command that turns images into files (depth, bokeh, stereo): where each
+output goes, which depth map goes with each input, which outputs are already complete
+(resume), and the per-input outcome records.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prodepth_cli.errors import DiskFullError, InputError, OptionError, ProdepthError
+from prodepth_cli.io.depth_map import DEPTH_SUFFIXES
 from prodepth_cli.io.raw import RAW_SUFFIXES, is_raw
 
 IMAGE_SUFFIXES = {
@@ -163,6 +165,28 @@ def plan_jobs(
             out = str(Path(item).with_name(f"{name}{tag}{ext}"))
         jobs.append(Job(item, out, root, twins.get(item)))
     return jobs, missing
+
+
+def depth_maps_for(jobs: list[Job], depth: Path | None) -> dict[str, Path | None]:
+    """Each input's depth map for `--depth`: the file for a single input, or `<stem>_depth.*`
+    (or `<stem>.*`) in a folder (None where it holds none); {} without `depth`."""
+    if depth is None:
+        return {}
+    if not depth.is_dir():
+        if len(jobs) > 1:
+            raise OptionError(
+                f"--depth {depth}: one map for {len(jobs)} images; pass a folder of "
+                "<stem>_depth.* maps"
+            )
+        return {job.input: depth for job in jobs}
+    maps: dict[str, Path | None] = {}
+    for job in jobs:
+        stem = "stdin" if job.input == STDIO else Path(job.input).stem
+        candidates = [
+            depth / f"{stem}{tag}{ext}" for tag in ("_depth", "") for ext in DEPTH_SUFFIXES
+        ]
+        maps[job.input] = next((p for p in candidates if p.is_file()), None)
+    return maps
 
 
 def same_shot_twins(paths: list[str], prefer: str) -> dict[str, str]:

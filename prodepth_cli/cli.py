@@ -10,6 +10,7 @@ from prodepth_cli.commands.doctor import doctor
 from prodepth_cli.commands.eval import eval_command
 from prodepth_cli.commands.export import export
 from prodepth_cli.commands.models import app as models_app
+from prodepth_cli.commands.stereo import stereo
 from prodepth_cli.commands.train import train
 from prodepth_cli.commands.video import video
 from prodepth_cli.heap import pin_mmap_threshold
@@ -32,6 +33,7 @@ def _process_setup() -> None:
 app.command("depth")(depth)
 app.add_typer(models_app, name="models")
 app.command("bokeh")(bokeh)
+app.command("stereo")(stereo)
 app.command("eval")(eval_command)
 app.command("train")(train)
 app.command("export")(export)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numbers
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -25,7 +25,8 @@ import numpy as np
 
 from prodepth_cli.errors import InputError, OptionError
 from prodepth_cli.io import INTEGER_WHITE
-from prodepth_cli.io.read import WindowReader, open_stream, to_unit_rgb
+from prodepth_cli.io.read import ImageSource, WindowReader, open_stream, to_unit_rgb
+from prodepth_cli.io.tiff import TiledTiff
 from prodepth_cli.io.write import DepthScratch, PhotoOrigin, write_colormap, write_depth
 from prodepth_cli.models.runtime import DepthModel, Network
 from prodepth_cli.tiling.align import crop_coarse, fit_to_coarse
@@ -365,12 +366,7 @@ def depth_file(
     plan = plan_tiles(image.height, image.width, options.tile, options.overlap)
     if on_start:
         on_start(len(plan.tiles))
-    with (
-        closing(image),
-        WindowReader(image, keep_rows=plan.tile_h) as reader,
-        DepthScratch(image.width, image.height, model.is_metric, plan.tile_h) as scratch,
-    ):
-        blend_depth(reader, image.thumbnail, model, scratch, options, on_tiles)
+    with closing(image), blended_map(image, model, options, on_tiles) as scratch:
         # The map last: a rerun skips an input whose map exists, so a preview that failed
         # must not leave one behind.
         if colormap is not None:
@@ -389,6 +385,27 @@ def depth_file(
         "m" if model.is_metric and fmt != "png16" else "relative",
         disparity,
     )
+
+
+@contextmanager
+def blended_map(
+    image: ImageSource | TiledTiff,
+    model: DepthModel,
+    options: DepthOptions = DepthOptions(),
+    on_tiles: TileCallback | None = None,
+) -> Iterator[DepthScratch]:
+    """The depth map of an opened image (`io.read.open_stream`), every tile blended into a
+    scratch file on disk (memory flat in the image's size), for as long as the context
+    lasts. Its rows are read as the writers read them (`strips`, `values`), or, once its
+    `range` is known (which settles it), as `scratch.array.read(y0, y1)`: `(n, W)` float32
+    disparity."""
+    plan = plan_tiles(image.height, image.width, options.tile, options.overlap)
+    with (
+        WindowReader(image, keep_rows=plan.tile_h) as reader,
+        DepthScratch(image.width, image.height, model.is_metric, plan.tile_h) as scratch,
+    ):
+        blend_depth(reader, image.thumbnail, model, scratch, options, on_tiles)
+        yield scratch
 
 
 def _whole_map(scratch: DepthScratch) -> np.ndarray:

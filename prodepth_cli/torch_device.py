@@ -6,6 +6,17 @@ from __future__ import annotations
 from prodepth_cli.errors import OptionError
 
 TORCH_DEVICES = ("auto", "cpu", "cuda", "mps")
+# onnxruntime's name (`prodepth depth --device`) for the hardware a torch device name means,
+# where they differ: a command that runs both a fit and an ONNX model takes one --device.
+_ONNX_NAMES = {"mps": "coreml"}
+
+
+def onnx_device(device: str) -> str:
+    """The onnxruntime device (`providers.DEVICES`) on the hardware of torch device name
+    `device`: Apple's GPU (mps) is CoreML's; auto, cpu and cuda are the same words, and
+    onnxruntime's own names (tensorrt, coreml, directml) pass as they are."""
+    device = device.lower()
+    return _ONNX_NAMES.get(device, device)
 
 
 def choose_torch_device(device: str) -> str:

@@ -102,3 +102,32 @@ def self_normalising_model(path: Path, spec: dict | None = None) -> Path:
         initializer=[w, axes],
     )
     return _save(graph, path, spec)
+
+
+def flickering_brightness_model(path: Path, seed: float = 1.0) -> Path:
+    """A model whose disparity is the image's brightness (mean of RGB in [0, 1], + 0.2)
+    times a random gain in [0.5, 1.5] plus a random shift in [0, 0.3], both drawn anew at
+    every call (RandomUniform): the truth up to an affine that jumps from frame to frame, as
+    a relative-depth model's per-frame normalisation does. NCHW dynamic, any multiple."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["image", "axes"], ["brightness"], keepdims=1),
+            helper.make_node("Add", ["brightness", "offset"], ["truth"]),
+            helper.make_node(
+                "RandomUniform", [], ["gain"], shape=[1], low=0.5, high=1.5, seed=seed
+            ),
+            helper.make_node(
+                "RandomUniform", [], ["shift"], shape=[1], low=0.0, high=0.3, seed=seed + 1
+            ),
+            helper.make_node("Mul", ["truth", "gain"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "shift"], ["disparity"]),
+        ],
+        "flicker",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("disparity", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        initializer=[
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+            numpy_helper.from_array(np.array(0.2, np.float32), "offset"),
+        ],
+    )
+    return _save(graph, path, {"multiple": 1})

@@ -15,8 +15,8 @@ import tifffile
 import typer
 from typer.testing import CliRunner
 
-from prodepth_cli.bokeh.depth_input import fill_invalid, read_depth_map
 from prodepth_cli.commands.bokeh import bokeh
+from prodepth_cli.io.depth_map import fill_invalid, read_depth_map
 from prodepth_cli.io.pfm import write_pfm
 from tests.conftest import scene_image
 

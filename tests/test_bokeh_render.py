@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from prodepth_cli.bokeh import quality
-from prodepth_cli.bokeh.depth_input import read_depth_map
 from prodepth_cli.bokeh.engine import BokehOptions, bokeh_array
 from prodepth_cli.bokeh.focus import default_focus, focus_at_point
 from prodepth_cli.bokeh.lens import blur_scale, signed_coc
 from prodepth_cli.bokeh.render import render_bokeh
 from prodepth_cli.bokeh.tiled import render_tiled
+from prodepth_cli.io.depth_map import read_depth_map
 from tests.conftest import MOTORCYCLE, require
 
 RED = np.array([0.9, 0.1, 0.1], np.float32)

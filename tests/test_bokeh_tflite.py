@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from prodepth_cli.bokeh import quality
-from prodepth_cli.bokeh.depth_input import read_depth_map
 from prodepth_cli.bokeh.engine import BokehOptions, bokeh_array
 from prodepth_cli.bokeh.tflite import DEFAULT_TFLITE, MODELS, NetRenderer, load_bokeh_net
+from prodepth_cli.io.depth_map import read_depth_map
 from tests.conftest import MOTORCYCLE, SHARED_DATA, require
 
 torch = pytest.importorskip("torch", reason="the torch network needs the dev/train extra")

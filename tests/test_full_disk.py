@@ -311,7 +311,8 @@ def test_checkpoint_still_saves_and_loads(tmp_path):
     assert _files(tmp_path / "run") == ["last.pt"]
 
 
-def test_video_on_a_full_disk_is_one_line_naming_the_checkpoint(tmp_path, monkeypatch):
+def test_video_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """The first file the fit writes is its frame cache (frames.u8), then the checkpoint."""
     src = tmp_path / "clip.mp4"  # the smallest clip tests/test_video.py runs
     writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 12, (96, 64))
     wide = scene_image(64, 96 + 15, seed=7)
@@ -327,7 +328,7 @@ def test_video_on_a_full_disk_is_one_line_naming_the_checkpoint(tmp_path, monkey
         line = _one_line(runner.invoke(app, args))
     finally:
         torch.set_num_threads(threads)
-    assert line == f"prodepth: error: {out / 'checkpoint.pt'}: no space left on device"
+    assert line == f"prodepth: error: {out / 'frames.u8'}: no space left on device"
     assert _files(out) == []
 
 

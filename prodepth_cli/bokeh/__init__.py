@@ -2,5 +2,5 @@
 
 `render.py` is the classical (reference) engine, `tflite.py` the phone-ready network's
 runner; `lens.py` maps an f-number to blur, `focus.py` picks the focal plane,
-`depth_input.py` reads depth maps and `engine.py` ties them into one call per image.
+`engine.py` ties them into one call per image (depth maps are read by `io/depth_map.py`).
 """

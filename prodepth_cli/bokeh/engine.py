@@ -14,7 +14,6 @@ from typing import Protocol
 
 import numpy as np
 
-from prodepth_cli.bokeh.depth_input import read_depth_map, read_embedded_depth_map
 from prodepth_cli.bokeh.focus import default_focus, focus_at_point
 from prodepth_cli.bokeh.lens import (
     DEFAULT_F_NUMBER,
@@ -27,6 +26,7 @@ from prodepth_cli.bokeh.photo_io import read_photo, write_photo
 from prodepth_cli.bokeh.render import render_bokeh
 from prodepth_cli.bokeh.tiled import render_tiled
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.depth_map import read_depth_map, read_embedded_depth_map
 
 ENGINES = ("classic", "tflite")
 

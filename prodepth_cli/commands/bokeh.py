@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
-from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin
-from prodepth_cli.bokeh.depth_input import DEPTH_SUFFIXES
+from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs, read_stdin
 from prodepth_cli.bokeh.engine import (
     EMBEDDED,
     ENGINES,
@@ -23,9 +20,9 @@ from prodepth_cli.bokeh.engine import (
 )
 from prodepth_cli.bokeh.focus import parse_point
 from prodepth_cli.bokeh.lens import DEFAULT_F_NUMBER
-from prodepth_cli.bokeh.photo_io import check_output_suffix, output_suffix
 from prodepth_cli.cluster import LOCAL, WORKER_THREADS, ray_map
 from prodepth_cli.commands.common import (
+    DepthMapOption,
     DeviceOption,
     GpusPerWorkerOption,
     InputsArgument,
@@ -49,7 +46,9 @@ from prodepth_cli.commands.model_options import (
     spec_overrides,
     suggest_better_model,
 )
+from prodepth_cli.depth_source import ModelDepth
 from prodepth_cli.errors import OptionError, ProdepthError
+from prodepth_cli.io.photo_stream import check_output_suffix, output_suffix
 from prodepth_cli.models.runtime import load_model
 
 
@@ -65,16 +64,7 @@ def bokeh(
             "Default: `<stem>_bokeh.<ext>` beside each input, in the input's format.",
         ),
     ] = None,
-    depth: Annotated[
-        Path | None,
-        typer.Option(
-            help="Depth map as `prodepth depth` writes it (16-bit PNG near = bright, TIFF, "
-            "PFM, NPY), or a folder of `<stem>_depth.*` maps for a batch. Default: the map a "
-            "JPEG carries (GDepth: `prodepth depth --embed`, Google camera portraits), else "
-            "run the depth model first.",
-            show_default=False,
-        ),
-    ] = None,
+    depth: DepthMapOption = None,
     focus: Annotated[
         str | None,
         typer.Option(
@@ -144,7 +134,7 @@ def bokeh(
     for job in jobs:  # an output we cannot write is refused before any work
         if job.output != STDIO:
             check_output_suffix(job.output)
-    depth_maps = _depth_maps(jobs, depth)
+    depth_maps = depth_maps_for(jobs, depth)
     renderer = _renderer(engine, model)
     if getattr(renderer, "note", ""):  # the tflite engine on its ONNX export (no LiteRT here)
         note(f"note: {renderer.note}", quiet or json_out)
@@ -153,7 +143,7 @@ def bokeh(
         loaded = load_model_from_options(
             depth_model, device, kind, offline=offline, quiet=quiet or json_out
         )
-        depth_source = _ModelDepth(loaded)
+        depth_source = ModelDepth(loaded)
         suggest_better_model(loaded, depth_model, quiet or json_out)
     mapper = None
     if ray:
@@ -193,24 +183,8 @@ def _runner(
     source = None
     if model_depth:
         loaded = load_model(depth_model, device, threads=WORKER_THREADS, **spec_overrides(kind))
-        source = _ModelDepth(loaded)
+        source = ModelDepth(loaded)
     return lambda job: _run_job(job, options, depth_maps.get(job.input), source, renderer)
-
-
-@dataclass
-class _ModelDepth:
-    """The depth pipeline as a bokeh DepthSource."""
-
-    model: object
-
-    @property
-    def name(self) -> str:
-        return self.model.name
-
-    def __call__(self, rgb_uint8: np.ndarray) -> np.ndarray:
-        from prodepth_cli.pipeline import depth_array
-
-        return depth_array(rgb_uint8, self.model)  # DepthOptions(): 1024-pixel tiles
 
 
 def _renderer(engine: str, model: Path | None) -> Renderer:
@@ -221,28 +195,6 @@ def _renderer(engine: str, model: Path | None) -> Renderer:
     from prodepth_cli.bokeh.tflite import load_bokeh_net
 
     return load_bokeh_net(model)
-
-
-def _depth_maps(jobs: list[Job], depth: Path | None) -> dict[str, Path | None]:
-    """Each input's depth map: the file for a single input, or `<stem>_depth.*` (or
-    `<stem>.*`) in a folder."""
-    if depth is None:
-        return {}
-    if not depth.is_dir():
-        if len(jobs) > 1:
-            raise OptionError(
-                f"--depth {depth}: one map for {len(jobs)} images; pass a folder of "
-                "<stem>_depth.* maps"
-            )
-        return {job.input: depth for job in jobs}
-    maps: dict[str, Path | None] = {}
-    for job in jobs:
-        stem = "stdin" if job.input == STDIO else Path(job.input).stem
-        candidates = [
-            depth / f"{stem}{tag}{ext}" for tag in ("_depth", "") for ext in DEPTH_SUFFIXES
-        ]
-        maps[job.input] = next((p for p in candidates if p.is_file()), None)
-    return maps
 
 
 def _run_job(

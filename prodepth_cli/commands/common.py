@@ -90,6 +90,17 @@ PreferOption = Annotated[
         case_sensitive=False,
     ),
 ]
+DepthMapOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--depth",
+        help="Depth map as `prodepth depth` writes it (16-bit PNG near = bright, TIFF, "
+        "PFM, NPY), or a folder of `<stem>_depth.*` maps for a batch. Default: the map a "
+        "JPEG carries (GDepth: `prodepth depth --embed`, Google camera portraits), else "
+        "run the depth model first.",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="One JSON object per result on stdout, for scripts.")
 ]

@@ -50,6 +50,14 @@ SizeOption = Annotated[
     str | None,
     typer.Option(help="Fixed network input size, HxW (e.g. 518x518).", show_default=False),
 ]
+ModelSizeOption = Annotated[  # SizeOption's flag where --size means something else (video)
+    str | None,
+    typer.Option(
+        "--model-size",
+        help="Fixed network input size, HxW (e.g. 518x518), as `prodepth depth --size`.",
+        show_default=False,
+    ),
+]
 MeanOption = Annotated[
     str | None,
     typer.Option(

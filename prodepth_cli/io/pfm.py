@@ -19,24 +19,13 @@ def read_pfm(path: str | Path) -> np.ndarray:
     (negative scale = little-endian). Values are returned as stored: the scale's magnitude is
     not applied, as Middlebury and SceneFlow use it only for the byte order. `inf` is kept.
     """
-    path = Path(path)
+    offset, dtype, (height, width, channels) = pfm_header(path)
+    count = width * height * channels
     try:
-        with path.open("rb") as f:
-            kind = f.readline().strip()
-            dims = f.readline().split()
-            scale = float(f.readline().strip())
-            raw = f.read()
+        data = np.fromfile(path, dtype=dtype, count=count, offset=offset)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read PFM file {path}: {exc}") from exc
-    if kind not in (b"Pf", b"PF") or len(dims) != 2:
-        raise InputError(f"{path} is not a PFM file (header {kind!r} {dims!r})")
-    width, height = int(dims[0]), int(dims[1])
-    channels = 3 if kind == b"PF" else 1
-    dtype = np.dtype("<f4" if scale < 0 else ">f4")
-    count = width * height * channels
-    if len(raw) < count * 4:
-        raise InputError(f"{path} is truncated: {len(raw)} bytes of {count * 4}")
-    data = np.frombuffer(raw, dtype=dtype, count=count).reshape(height, width, channels)
+    data = data.reshape(height, width, channels)
     return np.ascontiguousarray(data[::-1, :, 0], dtype=np.float32)
 
 
@@ -58,3 +47,27 @@ def write_pfm(path: str | Path, array: np.ndarray) -> None:
     with Path(path).open("wb") as f:
         f.write(header)
         f.write(np.ascontiguousarray(a[::-1]).tobytes())
+
+
+def pfm_header(path: str | Path) -> tuple[int, np.dtype, tuple[int, int, int]]:
+    """(offset of the first stored row, dtype, (height, width, channels)) of a PFM file, for
+    reading its rows where they lie (stored bottom to top). InputError when it is not one or
+    is cut short."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            kind = f.readline().strip()
+            dims = f.readline().split()
+            scale = float(f.readline().strip())
+            offset = f.tell()
+        if kind not in (b"Pf", b"PF") or len(dims) != 2:
+            raise InputError(f"{path} is not a PFM file (header {kind!r} {dims!r})")
+        width, height = int(dims[0]), int(dims[1])
+        size = path.stat().st_size - offset
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read PFM file {path}: {exc}") from exc
+    channels = 3 if kind == b"PF" else 1
+    needed = width * height * channels * 4
+    if size < needed:
+        raise InputError(f"{path} is truncated: {size} bytes of {needed}")
+    return offset, np.dtype("<f4" if scale < 0 else ">f4"), (height, width, channels)

@@ -34,7 +34,7 @@ from prodepth_cli.errors import OutputError, write_error
 from prodepth_cli.io.embed import write_embedded
 from prodepth_cli.io.metadata import EXIF_HEADER, exif_blob, tiff_tags
 from prodepth_cli.io.png import write_png
-from prodepth_cli.io.scratch import BLOCK, RowBand, ScratchArray
+from prodepth_cli.io.scratch import BLOCK, RowBand, ScratchArray, rows_per_strip
 
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy", "jpeg": ".jpg"}
 FORMAT_OF_SUFFIX = {
@@ -148,11 +148,8 @@ class DepthScratch:
         self.array.close()
 
     def add(self, y0: int, x0: int, values: np.ndarray) -> None:
-        """Add a weighted tile; NaN and infinities (a model's bad pixels) count as 0. The
-        check is one read of the tile; the cleaning copy is made only when it finds some."""
-        values = np.asarray(values, np.float32)
-        if not np.isfinite(values).all():
-            values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        """Add a weighted tile; NaN and infinities (a model's bad pixels) count as 0."""
+        values = _finite(values)
         if self._band is None:
             self.array.add(y0, x0, values)
             return
@@ -208,16 +205,70 @@ class DepthScratch:
     def levels(self, top: float, dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
         """A function mapping strips of this map to integer levels 0..`top` of its range
         (near = `top`), as a new array: encoders run it on their worker threads."""
-        lo, hi = self.range
-        gain = np.float32(top / (hi - lo) if hi > lo else 0.0)
+        return _levels(self.range, top, dtype)
 
-        def to_levels(strip: np.ndarray) -> np.ndarray:
-            scaled = strip - np.float32(lo)  # first: lo * gain may be far larger than top
-            scaled *= gain
-            scaled += np.float32(0.5)
-            return scaled.astype(dtype)
 
-        return to_levels
+class DepthArray:
+    """A depth map already in memory (a video frame, the Python API's result), read by the
+    encoders as they read a `DepthScratch`: float32 `(height, width)` disparity, `metres` as
+    there. `range`: the `(lo, hi)` disparity that `png16` maps to 0..65535, values outside it
+    clipped; default the map's own (a clip passes one range for all its frames, so that they
+    do not flicker)."""
+
+    def __init__(
+        self,
+        disparity: np.ndarray,
+        metres: bool = False,
+        range: tuple[float, float] | None = None,
+    ):
+        self.array = _finite(disparity)
+        self.height, self.width = self.array.shape
+        self.metres = metres
+        self.range = range or (float(self.array.min()), float(self.array.max()))
+
+    def values(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """A window as float outputs store it (see `DepthScratch.values`)."""
+        window = self.array[y0:y1, x0:x1]
+        return _metres(window) if self.metres else window
+
+    def strips(self, reverse: bool = False, values: bool = False) -> Iterator[np.ndarray]:
+        """The map as `(n, W)` float32 strips (see `DepthScratch.strips`)."""
+        rows = rows_per_strip(self.width * self.array.itemsize)
+        starts = range(0, self.height, rows)
+        read = self.values if values else lambda y0, y1: self.array[y0:y1]
+        for y0 in reversed(starts) if reverse else starts:
+            yield read(y0, min(y0 + rows, self.height))
+
+    def levels(self, top: float, dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
+        """See `DepthScratch.levels`; values outside `range` are clipped."""
+        return _levels(self.range, top, dtype)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """`values` as float32, NaN and infinities (a model's bad pixels) made 0. The check is
+    one read; the cleaning copy is made only when it finds some."""
+    values = np.asarray(values, np.float32)
+    if not np.isfinite(values).all():
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    return values
+
+
+def _levels(
+    lo_hi: tuple[float, float], top: float, dtype: np.dtype
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A function mapping float strips to integer levels 0..`top` over `lo_hi` (near =
+    `top`, clipped at both ends), as a new array: encoders run it on their worker threads."""
+    lo, hi = lo_hi
+    gain = np.float32(top / (hi - lo) if hi > lo else 0.0)
+
+    def to_levels(strip: np.ndarray) -> np.ndarray:
+        scaled = strip - np.float32(lo)  # first: lo * gain may be far larger than top
+        scaled *= gain
+        scaled += np.float32(0.5)
+        np.clip(scaled, 0, top, out=scaled)  # a range given from outside (a clip's)
+        return scaled.astype(dtype)
+
+    return to_levels
 
 
 def write_depth(

@@ -8,6 +8,16 @@ follows the ground where they stand, and each frame's depth is pulled towards it
 neighbours' (geometric consistency, SC-SfMLearner), which the photometric loss alone leaves
 free to flicker. One depth network throughout; no cost volume (so no cost-volume
 weighting): a single clip on a CPU leaves no room for a second network.
+
+With a teacher (the user's depth model's map of every frame, `video/teacher.py`) the fit
+starts from the teacher's maps: the net's output plus a per-frame offset that makes it each
+teacher map brought to the net's median and spread at step 0, an offset that fades out over
+the first half of the steps; the camera motion starts from tracked corners
+(`first_motion.py`) in the units of that depth. It keeps a scale-and-shift-invariant L1 to
+the teacher, stronger where the photometric loss says little (pixels the auto-mask drops,
+dynamic objects, what no neighbour sees), and each frame's mean disparity near its start's.
+Measured on KITTI with the shipped model as teacher (docs/video.md): better than the teacher
+and than the cold start at the same step count, short of the cold start's 1500 steps.
 """
 
 from __future__ import annotations
@@ -19,12 +29,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from prodepth_cli.errors import ModelError, OptionError
 from prodepth_cli.training.checkpoint import save_checkpoint
 from prodepth_cli.video.coarse_weights import coarse_net_from_onnx
+from prodepth_cli.video.first_motion import first_motions
 from prodepth_cli.video.frames import Clip
-from prodepth_cli.video.geometry import pose_matrix, project, sample_view
+from prodepth_cli.video.geometry import lands_inside, pose_matrix, project, sample_view
 from prodepth_cli.video.intrinsics import Intrinsics
 from prodepth_cli.video.losses import (
     SMOOTH_WEIGHT,
@@ -34,20 +46,29 @@ from prodepth_cli.video.losses import (
     edge_aware_smoothness,
     ground_contact_smoothness,
     identity_error,
+    match_spread,
     reprojection_loss,
+    teacher_loss,
 )
 from prodepth_cli.video.masks import residual_masks
 from prodepth_cli.video.nets import PoseNet, VideoDepthNet, sigmoid_to_depth, upsample_to
 from prodepth_cli.video.temporal import fuse_depth
 
 StepCallback = Callable[[int, int, float, str], None]  # step, total, loss, stage
+COLD_STEPS = 1500  # the default without a teacher: from the coarse network alone
+START_CACHE = "start.f16"  # per-frame logit offsets that start the fit at the teacher
+# Sigmoid range the aligned teacher is clipped to before its logit (depth 100 to 0.1).
+_SIGMOID_RANGE = (1e-12, 1 - 1e-6)
+_EASE = 0.05  # the start's softplus knee, as a fraction of the frame's median sigmoid
 
 
 @dataclass(frozen=True)
 class FitConfig:
-    """How long and how hard to fit. `fine_fraction` of the steps run the GDS stage."""
+    """How long and how hard to fit. `fine_fraction` of the steps run the GDS stage.
+    `steps` is the default with a teacher (500 measured no better than 300 on KITTI);
+    without one use COLD_STEPS. The teacher's settings are ignored without a teacher."""
 
-    steps: int = 1500
+    steps: int = 300
     batch: int = 2
     lr: float = 1e-4
     pose_lr: float = 2e-4
@@ -58,6 +79,32 @@ class FitConfig:
     checkpoint_every: int = 100
     temporal_radius: int = 8  # neighbours each side fused into each frame's output depth
     consistency: float = 0.5  # weight of the neighbours' depth consistency (SC-SfMLearner)
+    teacher: float = 0.1  # weight of the scale-and-shift-invariant L1 to the teacher
+    teacher_weak: float = 4.0  # extra teacher weight where the photometric signal is weak
+    # The teacher's loss leaves each frame's scale free, and the photometric loss alone
+    # drifts to the far bound (nothing moves; measured: every KITTI depth at 95-100 after
+    # 300 steps): each frame's log mean disparity is held to its start's, in the units of
+    # the first motions.
+    scale_anchor: float = 1.0
+    depth_warmup: float = 0.15  # with a teacher: depth frozen this fraction, then ramped
+    # The start offsets carry the teacher's own flicker: they fade to nothing over this
+    # fraction of the steps (0: kept), leaving the net's maps, steady from frame to frame.
+    start_fade: float = 0.5
+
+    def depth_ramp(self, step: int) -> float:
+        """The depth net's learning-rate factor at `step` when starting from a teacher: the
+        depth is already sensible there, the fresh pose net is not, so the depth waits
+        (`depth_warmup` of the steps) while the first motions are found rather than bend
+        to fit random ones, then its rate ramps up over as many steps (Adam's first steps
+        move every weight by the full rate and would wipe the start out)."""
+        wait = self.depth_warmup * self.steps
+        return min(1.0, max(0.0, (step - wait) / max(wait, 1.0)))
+
+    def start_weight(self, step: int) -> float:
+        """How much of the start offsets the depth carries at `step`."""
+        if self.start_fade <= 0:
+            return 1.0
+        return max(0.0, 1.0 - step / (self.start_fade * self.steps))
 
     @property
     def fine_start(self) -> int:
@@ -89,14 +136,60 @@ class _Fitter:
     """A clip's frames and the two networks: the loss the loop minimises and what the
     outputs read back (disparity, camera motions, residuals for automatic masks)."""
 
-    frames: torch.Tensor  # (N, 3, h, w) uint8
+    frames: np.ndarray  # (N, h, w, 3) uint8, in memory or memory-mapped
     k: torch.Tensor  # (1, 3, 3)
     depth: VideoDepthNet
     pose: PoseNet
     device: torch.device
+    teacher: np.ndarray | None = None  # (N, h, w) the teacher's disparity (any affine)
+    start: np.ndarray | None = None  # (N, h, w) logit offsets: net + offset = teacher at 0
+    start_weight: float = 1.0  # how much of the offsets is added (they may fade out)
+    prior: torch.Tensor | None = None  # (N-1, 4, 4) first guess of T_i_to_i+1
+    start_level: torch.Tensor | None = None  # (N,) log mean sigmoid of each frame's start
+    scale_anchor: float = 0.0
+    teacher_weight: float = 0.0
+    teacher_weak: float = 0.0
 
     def images(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.frames[idx].to(self.device, torch.float32) / 255.0
+        rgb = torch.from_numpy(np.stack([self.frames[i] for i in idx.tolist()]))
+        return rgb.permute(0, 3, 1, 2).to(self.device, torch.float32) / 255.0
+
+    def motion(self, idx: torch.Tensor, first: torch.Tensor, second: torch.Tensor):
+        """`(B, 4, 4)` T_i_to_i+1 for frames `idx` (images `first`) and the next (`second`):
+        the pose net's, applied after the first guess when there is one."""
+        move = pose_matrix(*self.pose(first, second))
+        return move if self.prior is None else move @ self.prior[idx]
+
+    @torch.no_grad()
+    def start_depth(self, i: int) -> np.ndarray:
+        """`(h, w)` depth of frame `i` as the net gives it now (the start, before fitting)."""
+        self.depth.eval()
+        idx = torch.tensor([i])
+        full = self.sigmoids(idx, self.images(idx), finest=True)[0][1]
+        return sigmoid_to_depth(full)[0, 0].cpu().numpy()
+
+    def _maps(self, maps: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
+        chosen = np.stack([maps[i] for i in idx.tolist()]).astype(np.float32)
+        return torch.from_numpy(chosen)[:, None].to(self.device)
+
+    def sigmoids(
+        self, idx: torch.Tensor, img: torch.Tensor, finest: bool = False
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each scale's sigmoid disparity, at its own size and upsampled to the frames'
+        (`(B, 1, h, w)` each), finest first; only the finest when `finest`. With a start,
+        its offsets are added to the logits (at full size; area-shrunk for the small one)."""
+        logits = self.depth.logits(img)[: 1 if finest else None]
+        hw = img.shape[-2:]
+        if self.start is None or not self.start_weight:
+            return [(d, upsample_to(d, hw)) for d in map(torch.sigmoid, logits)]
+        offset = self.start_weight * self._maps(self.start, idx)
+        return [
+            (
+                torch.sigmoid(logit + F.interpolate(offset, size=logit.shape[-2:], mode="area")),
+                torch.sigmoid(upsample_to(logit, hw) + offset),
+            )
+            for logit in logits
+        ]
 
     def loss(
         self,
@@ -107,23 +200,25 @@ class _Fitter:
     ) -> tuple[torch.Tensor, Reprojection]:
         """Multi-scale loss for target frames `target` (indices with both neighbours):
         exclude = dynamic pixels out of the photometric loss, objects = GDS mask (None:
-        edge-aware smoothness), consistency = weight of the neighbours' depth agreement."""
+        edge-aware smoothness), consistency = weight of the neighbours' depth agreement;
+        plus the teacher's term when there is one."""
         idx = torch.as_tensor(target).view(-1)
         img = self.images(idx)
         prev, nxt = self.images(idx - 1), self.images(idx + 1)
-        t_prev = pose_matrix(*self.pose(prev, img), invert=True)  # t -> t-1
-        t_next = pose_matrix(*self.pose(img, nxt))  # t -> t+1
+        t_prev = _invert_rigid(self.motion(idx - 1, prev, img))  # t -> t-1
+        t_next = self.motion(idx, img, nxt)  # t -> t+1
         k = self.k.expand(len(idx), 3, 3)
-        hw = img.shape[-2:]
         identity = identity_error(img, [prev, nxt])
         total, first = img.new_zeros(()), None
-        disps = self.depth(img)
+        disps = self.sigmoids(idx, img)
         if consistency:
             with torch.no_grad():  # the neighbours' current depth, a target to agree with
-                near = self.depth(torch.cat([prev, nxt]))[0]
-                near = sigmoid_to_depth(upsample_to(near, hw)).chunk(2)
-        for s, disp in enumerate(disps):
-            depth = sigmoid_to_depth(upsample_to(disp, hw))
+                near = [
+                    sigmoid_to_depth(self.sigmoids(i, self.images(i), finest=True)[0][1])
+                    for i in (idx - 1, idx + 1)
+                ]
+        for s, (disp, full) in enumerate(disps):
+            depth = sigmoid_to_depth(full)
             landed = [project(depth, k, t) for t in (t_prev, t_next)]  # (grid, depth there)
             warped = [sample_view(v, g) for v, (g, _) in zip((prev, nxt), landed, strict=True)]
             rep = reprojection_loss(img, warped, identity, exclude)
@@ -133,7 +228,20 @@ class _Fitter:
                     for (g, z), d in zip(landed, near, strict=True)
                 ]
                 total = total + consistency * sum(gaps) / len(gaps)
-            first = rep if first is None else first
+            if first is None:
+                first = rep
+                if self.teacher is not None and self.teacher_weight:
+                    seen = torch.maximum(*(lands_inside(g).float() for g, _ in landed))
+                    weak = torch.maximum(1 - rep.kept, 1 - seen)
+                    if exclude is not None:
+                        weak = torch.maximum(weak, exclude)
+                    weight = 1 + self.teacher_weak * weak
+                    taught = teacher_loss(full, self._maps(self.teacher, idx), weight)
+                    total = total + len(disps) * self.teacher_weight * taught
+                if self.start_level is not None and self.scale_anchor:
+                    level = full.mean((1, 2, 3)).log()
+                    drift = (level - self.start_level[idx]).abs().mean()
+                    total = total + len(disps) * self.scale_anchor * drift
             small = torch.nn.functional.interpolate(img, size=disp.shape[-2:], mode="area")
             if objects is None:
                 smooth = edge_aware_smoothness(disp, small)
@@ -149,9 +257,9 @@ class _Fitter:
         self.depth.eval()
         out = []
         for i in range(0, len(self.frames), batch):
-            img = self.images(torch.arange(i, min(i + batch, len(self.frames))))
-            depth = sigmoid_to_depth(upsample_to(self.depth(img)[0], img.shape[-2:]))
-            out.append((1 / depth)[:, 0].cpu().numpy())
+            idx = torch.arange(i, min(i + batch, len(self.frames)))
+            full = self.sigmoids(idx, self.images(idx), finest=True)[0][1]
+            out.append((1 / sigmoid_to_depth(full))[:, 0].cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     @torch.no_grad()
@@ -161,7 +269,7 @@ class _Fitter:
         out = []
         for i in range(0, len(self.frames) - 1, batch):
             idx = torch.arange(i, min(i + batch, len(self.frames) - 1))
-            out.append(pose_matrix(*self.pose(self.images(idx), self.images(idx + 1))).cpu())
+            out.append(self.motion(idx, self.images(idx), self.images(idx + 1)).cpu())
         return torch.cat(out).double().numpy()
 
     @torch.no_grad()
@@ -173,6 +281,41 @@ class _Fitter:
         n = len(self.frames)
         errors = [self.loss(t, None, None)[1].error[0, 0].cpu().numpy() for t in range(1, n - 1)]
         return np.stack([errors[0], *errors, errors[-1]])
+
+    @torch.no_grad()
+    def start_offsets(self, path: Path, batch: int = 4) -> np.memmap:
+        """`(N, h, w)` float16 logit offsets (memory-mapped at `path`) that make the depth
+        net's finest output, as it is now, each frame's teacher map brought to its median
+        and spread (`match_spread`): the fit's start. What falls below zero disparity (the
+        teacher's far end is only known up to a shift) is eased onto (0, `_EASE` x the
+        median) by a softplus, so the start keeps every difference of the teacher's."""
+        self.depth.eval()
+        n, (h, w) = len(self.frames), self.frames.shape[1:3]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        offsets = np.memmap(path, np.float16, "w+", shape=(n, h, w))
+        lo, hi = _SIGMOID_RANGE
+        levels = []
+        for i in range(0, n, batch):
+            idx = torch.arange(i, min(i + batch, n))
+            img = self.images(idx)
+            logit = upsample_to(self.depth.logits(img)[0], img.shape[-2:])
+            own = torch.sigmoid(logit)
+            aligned = match_spread(self._maps(self.teacher, idx), own)
+            ease = _EASE * own.flatten(1).median(1).values.view(-1, 1, 1, 1)
+            aligned = ease * F.softplus(aligned / ease)
+            offset = torch.logit(aligned.clamp(lo, hi)) - logit
+            offsets[i : i + len(idx)] = offset[:, 0].cpu().numpy().astype(np.float16)
+            levels.append(aligned.clamp(lo, hi).mean((1, 2, 3)).log())
+        offsets.flush()
+        self.start_level = torch.cat(levels)
+        return offsets
+
+
+def _invert_rigid(t: torch.Tensor) -> torch.Tensor:
+    """`(B, 4, 4)` rigid transforms -> their inverses `[R^T | -R^T t]`."""
+    r = t[:, :3, :3].transpose(1, 2)
+    top = torch.cat([r, -r @ t[:, :3, 3:]], 2)
+    return torch.cat([top, t[:, 3:]], 1)
 
 
 def build_nets(coarse_onnx: str | Path) -> tuple[VideoDepthNet, PoseNet]:
@@ -189,25 +332,49 @@ def fit_video(
     masks: np.ndarray | None = None,
     device: str = "cpu",
     on_step: StepCallback | None = None,
+    teacher: np.ndarray | None = None,
 ) -> VideoFit:
     """Fit depth and pose to `clip` (intrinsics at the clip's fitting size), saving
     `checkpoint` every `config.checkpoint_every` steps and at the end; a checkpoint of the
-    same clip and size found there is resumed. `masks`: `(N, h, w)` given dynamic masks."""
+    same clip and size found there is resumed. `masks`: `(N, h, w)` given dynamic masks.
+
+    teacher: `(N, h, w)` a depth model's disparity of every frame at the fitting size (any
+    scale and shift per frame; e.g. memory-mapped from `teacher.clip_and_teacher`): the
+    fit starts from it and keeps close to it (`config.teacher`). None: the cold start, from
+    the coarse network alone (use `COLD_STEPS`)."""
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     dev = torch.device(device)
     depth_net, pose_net = build_nets(coarse_onnx)
-    frames = torch.from_numpy(clip.rgb).permute(0, 3, 1, 2).contiguous()
     k = torch.from_numpy(intrinsics.matrix())[None].to(dev)
-    fitter = _Fitter(frames, k, depth_net.to(dev), pose_net.to(dev), dev)
+    fitter = _Fitter(clip.rgb, k, depth_net.to(dev), pose_net.to(dev), dev)
+    if teacher is not None:
+        if teacher.shape != clip.rgb.shape[:3]:
+            raise OptionError(
+                f"teacher maps of shape {teacher.shape} for a clip of {clip.rgb.shape[:3]}"
+            )
+        fitter.teacher = teacher
+        fitter.teacher_weight, fitter.teacher_weak = config.teacher, config.teacher_weak
+        fitter.scale_anchor = config.scale_anchor
     optimizer = torch.optim.Adam(
         [
             {"params": depth_net.parameters(), "lr": config.lr},
             {"params": pose_net.parameters(), "lr": config.pose_lr},
         ]
     )
-    state = _load_state(Path(checkpoint), clip, intrinsics)
+    state = _load_state(Path(checkpoint), clip, intrinsics, teacher is not None)
     mask_source = "given" if masks is not None else "none"
+    # The start is the net as calibrated here, made the teacher by per-frame offsets: the
+    # same on every run of the same clip, so a resumed fit finds the offsets it was fitted on.
+    depth_net.calibrate(fitter.images(torch.arange(0, len(clip), max(1, len(clip) // 8))))
+    if teacher is not None:
+        fitter.start = fitter.start_offsets(Path(checkpoint).with_name(START_CACHE))
+        guess = first_motions(clip.rgb, fitter.start_depth, intrinsics.matrix())
+        fitter.prior = torch.from_numpy(guess).float().to(dev)
+        # the pose net now learns corrections to the guess: it starts with none (a fresh
+        # net's random 0.01-scaled output turns the camera by half a degree)
+        torch.nn.init.zeros_(pose_net.out.weight)
+        torch.nn.init.zeros_(pose_net.out.bias)
     if state is not None:
         depth_net.load_state_dict(state["depth"])
         pose_net.load_state_dict(state["pose"])
@@ -216,7 +383,6 @@ def fit_video(
             masks, mask_source = _unpack(state["masks"], clip), "automatic"
         start = int(state["step"])
     else:
-        depth_net.calibrate(fitter.images(torch.arange(0, len(clip), max(1, len(clip) // 8))))
         start = 0
     generator = torch.Generator().manual_seed(config.seed + start)
     dilation = max(1, round(config.mask_dilation * clip.size[0] / 640))
@@ -236,17 +402,23 @@ def fit_video(
                 "pose": pose_net.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "step": step,
+                "teacher": teacher is not None,
                 "masks": None if mask_source != "automatic" else np.packbits(masks),
             },
         )
 
     for step in range(start, config.steps):
+        fitter.start_weight = config.start_weight(step)
         fine = step >= config.fine_start
         if fine and masks is None:
             masks = residual_masks(fitter.residuals())
             mask_source = "automatic"
         scale = 0.1 if step >= config.decay_at * config.steps else 1.0
-        for group, lr in zip(optimizer.param_groups, (config.lr, config.pose_lr), strict=True):
+        lrs = (
+            config.lr * (config.depth_ramp(step) if teacher is not None else 1.0),
+            config.pose_lr,
+        )
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr * scale
         depth_net.train()
         pose_net.train()
@@ -268,6 +440,7 @@ def fit_video(
             save(step + 1)
     if state is None or start < config.steps:
         save(max(start, config.steps))
+    fitter.start_weight = config.start_weight(config.steps)
     motions = fitter.motions()
     depth = fuse_depth(1 / fitter.disparity(), motions, intrinsics.matrix(), config.temporal_radius)
     return VideoFit(
@@ -282,9 +455,10 @@ def fit_video(
     )
 
 
-def _load_state(path: Path, clip: Clip, intrinsics: Intrinsics) -> dict | None:
-    """The checkpoint at `path` when it belongs to this clip at this size, else None (no
-    file) or OptionError (someone else's checkpoint: never overwrite it silently)."""
+def _load_state(path: Path, clip: Clip, intrinsics: Intrinsics, taught: bool) -> dict | None:
+    """The checkpoint at `path` when it belongs to this clip at this size and was fitted
+    with a teacher or without as `taught` says, else None (no file) or OptionError (someone
+    else's checkpoint: never overwrite it silently)."""
     if not path.exists():
         return None
     try:
@@ -298,6 +472,12 @@ def _load_state(path: Path, clip: Clip, intrinsics: Intrinsics) -> dict | None:
             f"{path}: checkpoint of {state['frames']} frames at "
             f"{state['size'][0]}x{state['size'][1]}, this clip has {len(clip)} at "
             f"{clip.size[0]}x{clip.size[1]}; remove it or choose another output folder"
+        )
+    if bool(state.get("teacher", False)) != taught:
+        was = "with" if state.get("teacher") else "without"
+        raise OptionError(
+            f"{path}: fitted {was} a teacher model, this run is not; remove it or choose "
+            "another output folder"
         )
     fitted = Intrinsics(**state["intrinsics"])
     if not np.allclose(fitted.matrix(), intrinsics.matrix(), rtol=1e-4):

@@ -1,9 +1,10 @@
-"""Frames of a clip: a video file (OpenCV decoding) or a folder of images, read once into
-memory at the fitting size as RGB uint8 (grey frames get three equal channels)."""
+"""Frames of a clip: a video file (OpenCV decoding, one frame at a time) or a folder of
+images, brought to the fitting size as RGB uint8 (grey frames get three equal channels) and
+kept in a memory-mapped cache in the output folder, so a rerun does not decode again."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,20 +12,25 @@ import cv2
 import numpy as np
 
 from prodepth_cli.errors import InputError, OptionError
+from prodepth_cli.video.cache import FrameArrayWriter, open_cached
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm"}
 # Frames are fitted at about this many pixels on the long side (see `fitting_size`).
 DEFAULT_LONG_SIDE = 416
 _MULTIPLE = 32  # the depth network's encoder halves the size five times
+FRAMES_CACHE = "frames.u8"  # `(N, h, w, 3)` uint8 RGB at the fitting size, header beside it
+
+FullFrameCallback = Callable[[np.ndarray, tuple[int, int]], None]  # full RGB, fitting (w, h)
 
 
 @dataclass
 class Clip:
     """The frames of one clip at the fitting size.
 
-    rgb: `(N, h, w, 3)` uint8 RGB at the fitting size. names: one output stem per frame (the
-    file stem for folders, the zero-padded index for videos). `width`/`height`: the original
-    frame size, which outputs are written at. `fps`: frames per second (videos; else 10).
+    rgb: `(N, h, w, 3)` uint8 RGB at the fitting size (in memory, or memory-mapped from the
+    output folder's frame cache). names: one output stem per frame (the file stem for
+    folders, the zero-padded index for videos). `width`/`height`: the original frame size,
+    which outputs are written at. `fps`: frames per second (videos; else 10).
     """
 
     source: str
@@ -65,74 +71,166 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def read_clip(
-    path: str | Path,
-    size: tuple[int, int] | None = None,
-    on_frame: Callable[[], None] | None = None,
-) -> Clip:
-    """Read a video file or a folder of frames, resized to `size` (`(w, h)`; default
-    `fitting_size`). Raises InputError naming the path when it is not a usable clip."""
+@dataclass(frozen=True)
+class ClipSource:
+    """A video file or a folder of frames, not yet decoded: `frames()` streams them."""
+
+    path: Path
+    files: tuple[Path, ...] | None  # a folder's image files, sorted; None for a video
+
+    @property
+    def fingerprint(self) -> dict:
+        """What identifies the frames for a cache: path, and size and time of every file."""
+        files = self.files if self.files is not None else (self.path,)
+        stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        return {"source": str(self.path.resolve()), "files": stats}
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Each frame at full size, `(H, W, 3)` uint8 RGB, one at a time."""
+        if self.files is not None:
+            yield from _read_folder(self.path, self.files)
+        else:
+            yield from _read_video(self.path)
+
+    @property
+    def fps(self) -> float:
+        if self.files is not None:
+            return 10.0
+        cap = cv2.VideoCapture(str(self.path))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        cap.release()
+        return fps if 0 < fps < 1000 else 25.0
+
+
+def open_source(path: str | Path) -> ClipSource:
+    """The clip at `path`; InputError naming it when it is missing or an empty folder."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
     if p.is_dir():
         files = _frame_files(p)
-        frames, names, fps = _read_folder(p, files), [f.stem for f in files], 10.0
+        if not files:
+            raise InputError(f"{p}: no image files in this folder")
+        return ClipSource(p, tuple(files))
+    return ClipSource(p, None)
+
+
+def clip_key(path: str | Path, size: tuple[int, int] | None = None) -> dict:
+    """What a cache of the clip at `path` brought to `size` is made for (see `read_clip`)."""
+    return {**open_source(path).fingerprint, "size": list(size) if size else None}
+
+
+def cached_clip(path: str | Path, size: tuple[int, int] | None, cache: str | Path) -> Clip | None:
+    """The clip from the frame cache in folder `cache` when it holds this clip at this size
+    (memory-mapped, nothing decoded), else None."""
+    cached = open_cached(Path(cache) / FRAMES_CACHE, clip_key(path, size))
+    if cached is None:
+        return None
+    rgb, meta = cached
+    return Clip(str(path), rgb, meta["names"], meta["width"], meta["height"], meta["fps"])
+
+
+def read_clip(
+    path: str | Path,
+    size: tuple[int, int] | None = None,
+    on_frame: Callable[[], None] | None = None,
+    cache: str | Path | None = None,
+    on_full: FullFrameCallback | None = None,
+) -> Clip:
+    """Read a video file or a folder of frames, resized to `size` (`(w, h)`; default
+    `fitting_size`), one frame at a time. Raises InputError naming the path when it is not a
+    usable clip.
+
+    cache: a folder for the frames at the fitting size (`frames.u8`, memory-mapped, and its
+    JSON header); when it already holds this clip at this size the clip comes from there and
+    nothing is decoded (`cached_clip`). on_full: called with each frame at full size
+    (`(H, W, 3)` uint8 RGB) and the fitting size as it streams (not when the cache answers).
+    """
+    if cache is not None:
+        clip = cached_clip(path, size, cache)
+        if clip is not None:
+            return clip
+    source = open_source(path)
+    sink: FrameArrayWriter | list[np.ndarray]
+    sink = FrameArrayWriter(Path(cache) / FRAMES_CACHE, np.uint8) if cache is not None else []
+    try:
+        width, height, count = _stream(source, size, sink, on_frame, on_full)
+    except BaseException:
+        if isinstance(sink, FrameArrayWriter):
+            sink.abort()
+        raise
+    if source.files is not None:
+        names = [f.stem for f in source.files]
     else:
-        frames, fps = _read_video(p)
-        names = None
-    if len(frames) < 3:
-        raise InputError(f"{p}: {len(frames)} frame(s); a clip needs at least 3")
-    height, width = frames[0].shape[:2]
-    w, h = size or fitting_size(width, height)
-    if names is None:
-        digits = max(6, len(str(len(frames) - 1)))
-        names = [f"{i:0{digits}d}" for i in range(len(frames))]
-    rgb = np.empty((len(frames), h, w, 3), np.uint8)
-    for i, frame in enumerate(frames):
-        if frame.shape[:2] != (height, width):
+        digits = max(6, len(str(count - 1)))
+        names = [f"{i:0{digits}d}" for i in range(count)]
+    fps = source.fps
+    if isinstance(sink, list):
+        return Clip(str(path), np.stack(sink), names, width, height, fps)
+    extra = {"names": names, "width": width, "height": height, "fps": fps}
+    rgb = sink.finish(clip_key(path, size), extra)
+    return Clip(str(path), rgb, names, width, height, fps)
+
+
+def _stream(
+    source: ClipSource,
+    size: tuple[int, int] | None,
+    sink: FrameArrayWriter | list[np.ndarray],
+    on_frame: Callable[[], None] | None,
+    on_full: FullFrameCallback | None,
+) -> tuple[int, int, int]:
+    """Every frame of `source` resized into `sink`; `(width, height, count)` of the clip."""
+    width = height = count = 0
+    fit: tuple[int, int] = size or (0, 0)
+    for frame in source.frames():
+        if count == 0:
+            height, width = frame.shape[:2]
+            fit = size or fitting_size(width, height)
+        elif frame.shape[:2] != (height, width):
+            name = source.files[count].stem if source.files is not None else str(count)
             raise InputError(
-                f"{p}: frame {names[i]} is {frame.shape[1]}x{frame.shape[0]}, "
+                f"{source.path}: frame {name} is {frame.shape[1]}x{frame.shape[0]}, "
                 f"the first is {width}x{height}"
             )
-        rgb[i] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(frame, fit, interpolation=cv2.INTER_AREA)
+        sink.append(small)
+        if on_full:
+            on_full(frame, fit)
         if on_frame:
             on_frame()
-    return Clip(str(p), rgb, names, width, height, fps)
+        count += 1
+    if count < 3:
+        raise InputError(f"{source.path}: {count} frame(s); a clip needs at least 3")
+    return width, height, count
 
 
 def _frame_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _read_folder(folder: Path, files: list[Path]) -> list[np.ndarray]:
-    if not files:
-        raise InputError(f"{folder}: no image files in this folder")
-    frames = []
+def _read_folder(folder: Path, files: tuple[Path, ...]) -> Iterator[np.ndarray]:
     for f in files:
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)  # grey files come back as 3 equal channels
         if img is None:
             raise InputError(f"{f}: not a readable image")
-        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-    return frames
+        yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _read_video(path: Path) -> tuple[list[np.ndarray], float]:
+def _read_video(path: Path) -> Iterator[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
             raise InputError(f"{path}: not a video OpenCV can decode")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        frames = []
+        count = 0
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            count += 1
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
-    if not frames:
+    if not count:
         raise InputError(f"{path}: not a video OpenCV can decode (no frames)")
-    return frames, fps if 0 < fps < 1000 else 25.0

@@ -1,6 +1,7 @@
 """Self-supervised losses: photometric reprojection (SSIM + L1, per-pixel minimum over source
 frames, auto-masking), edge-aware smoothness, the ground-contact disparity smoothness (GDS),
-and the geometric consistency of neighbouring frames' depths.
+the geometric consistency of neighbouring frames' depths, and agreement with a per-frame
+teacher up to scale and shift.
 
 Images are `(B, 3, H, W)` in [0, 1]; disparities `(B, 1, H, W)`, larger = nearer; masks
 `(B, 1, H, W)` float in {0, 1}.
@@ -154,3 +155,44 @@ def dilate(mask: torch.Tensor, iterations: int = 10) -> torch.Tensor:
     if iterations <= 0:
         return mask
     return F.max_pool2d(mask, 2 * iterations + 1, 1, iterations)
+
+
+def align_to(teacher: torch.Tensor, disp: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`teacher` `(B, 1, H, W)` scaled and shifted per image onto `disp` by weighted least
+    squares (a scale of at least 1e-6: never flipped), without gradient."""
+    with torch.no_grad():
+        w = weight.expand_as(disp)
+        sw = w.sum((1, 2, 3)).clamp_min(1e-6)
+        mt = (w * teacher).sum((1, 2, 3)) / sw
+        md = (w * disp).sum((1, 2, 3)) / sw
+        cov = (w * (teacher - mt.view(-1, 1, 1, 1)) * (disp - md.view(-1, 1, 1, 1))).sum((1, 2, 3))
+        var = (w * (teacher - mt.view(-1, 1, 1, 1)) ** 2).sum((1, 2, 3)).clamp_min(1e-12)
+        scale = (cov / var).clamp_min(1e-6)
+        shift = md - scale * mt
+        return teacher * scale.view(-1, 1, 1, 1) + shift.view(-1, 1, 1, 1)
+
+
+def match_spread(teacher: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+    """`teacher` `(B, 1, H, W)` scaled and shifted per image to `disp`'s median and mean
+    absolute deviation from it. Unlike least squares (`align_to`), which shrinks the
+    teacher's range by how little the two agree, this keeps the teacher's contrast whole."""
+    with torch.no_grad():
+        t, d = teacher.flatten(1), disp.flatten(1)
+        mt, md = t.median(1, keepdim=True).values, d.median(1, keepdim=True).values
+        st = (t - mt).abs().mean(1, keepdim=True).clamp_min(1e-12)
+        sd = (d - md).abs().mean(1, keepdim=True)
+        return ((t - mt) * (sd / st) + md).view_as(teacher)
+
+
+def teacher_loss(disp: torch.Tensor, teacher: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Scale-and-shift-invariant L1 to a per-frame teacher (MiDaS-style): the teacher
+    `(B, 1, H, W)` aligned to the disparity `disp` by least squares (`align_to`, detached),
+    |disp - aligned| over disp's mean absolute deviation from its median (detached: the
+    normalised maps), weighted per pixel by `weight` `(B, 1, H, W)` and averaged.
+
+    Zero when `disp` is an affine copy of the teacher, whatever the scale of either."""
+    aligned = align_to(teacher, disp, torch.ones_like(disp))
+    flat = disp.detach().flatten(1)
+    spread = (flat - flat.median(1, keepdim=True).values).abs().mean(1).clamp_min(1e-9)
+    gap = (disp - aligned).abs() * weight / spread.view(-1, 1, 1, 1)
+    return gap.mean()

@@ -70,11 +70,12 @@ class VideoDepthNet(nn.Module):
             levels.append(net.head(y))
         return levels[::-1][:SCALES]
 
+    def logits(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The sigmoid disparities' logits `(B, 1, h, w)`, finest first (see `forward`)."""
+        return [level * self.logit_scale + self.logit_shift for level in self.coarse_levels(image)]
+
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        return [
-            torch.sigmoid(level * self.logit_scale + self.logit_shift)
-            for level in self.coarse_levels(image)
-        ]
+        return [torch.sigmoid(logit) for logit in self.logits(image)]
 
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor) -> None:

@@ -1,22 +1,35 @@
-"""What `prodepth video` writes: one 16-bit PNG per frame, the camera poses as KITTI text,
-and an optional colour-mapped preview video; every file written atomically."""
+"""What `prodepth video` writes: one depth map per frame (16-bit PNG, float TIFF or npy), the
+camera poses as KITTI text, and an optional colour-mapped H.264 preview; every file atomic."""
 
 from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
+from types import TracebackType
 
+import av
 import cv2
 import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
 
-from prodepth_cli.errors import OutputError
-from prodepth_cli.io.write import atomic_output
+from prodepth_cli.errors import OptionError, OutputError
+from prodepth_cli.io.write import FORMATS, DepthArray, atomic_output, write_depth
 
 # One normalisation for the whole clip (not per frame, which would flicker): these
 # percentiles of all frames' disparity map to 0 and 65535.
 _RANGE_PERCENTILES = (0.5, 99.5)
+FRAME_FORMATS = ("png16", "tiff", "npy")
+# libx264's constant quality (18: hard to tell from the source) at a preset that keeps a
+# 1080p preview cheap beside the depth model.
+_X264_OPTIONS = {"crf": "18", "preset": "veryfast"}
+# A depth preview's colours, in BT.709 (HD) and tagged so: players that guess the matrix of
+# an untagged stream guess BT.601 for SD and BT.709 for HD, and turbo's hues would shift.
+_BT709 = 1  # the H.264 VUI code for BT.709 primaries, transfer and matrix
+# How far (frames per second) a header's rate may be from a whole or NTSC rate and still be
+# it: headers round (29.97) or measure (29.9700299...), never off by a thousandth.
+_RATE_TOLERANCE = 1e-3
 
 
 def clip_range(disparity: np.ndarray) -> tuple[float, float]:
@@ -30,23 +43,49 @@ def to_levels(disparity: np.ndarray, lo: float, hi: float, top: int) -> np.ndarr
     return np.clip((disparity - lo) / (hi - lo) * top + 0.5, 0, top)
 
 
+def _resized(disparity: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`(h, w)` disparity at `size` (`(W, H)`), bilinear; as it is when already that size."""
+    disparity = np.asarray(disparity, np.float32)
+    if disparity.shape[::-1] == tuple(size):
+        return disparity
+    return cv2.resize(disparity, size, interpolation=cv2.INTER_LINEAR)
+
+
+class FrameMapWriter:
+    """Per-frame depth maps in `folder`, `fmt` png16 | tiff | npy, at `size` (`(W, H)`: maps
+    are resized to it), each written atomically, by the encoders of single photographs
+    (io/write.py). png16: levels of one range `[lo, hi]` for the clip, 0..65535, clipped
+    (near = bright); tiff (tiled float32, deflate) and npy (float32): the disparity itself."""
+
+    def __init__(self, folder: Path, fmt: str, size: tuple[int, int]):
+        if fmt not in FRAME_FORMATS:
+            raise OptionError(f"--format {fmt}: frames are written as {', '.join(FRAME_FORMATS)}")
+        self.folder, self.fmt, self.size = Path(folder), fmt, (int(size[0]), int(size[1]))
+
+    def path(self, name: str) -> Path:
+        """Where the map of frame `name` goes (a resume checks it)."""
+        return self.folder / f"{name}{FORMATS[self.fmt]}"
+
+    def write(self, name: str, disparity: np.ndarray, lo: float, hi: float) -> Path:
+        """`(h, w)` disparity of frame `name` -> its file at `size`; `[lo, hi]`: the clip's
+        range (png16 only)."""
+        path = self.path(name)
+        write_depth(DepthArray(_resized(disparity, self.size), range=(lo, hi)), path, self.fmt)
+        return path
+
+
 def write_depth_frames(
-    disparity: np.ndarray, names: list[str], folder: Path, size: tuple[int, int]
+    disparity: np.ndarray,
+    names: list[str],
+    folder: Path,
+    size: tuple[int, int],
+    fmt: str = "png16",
 ) -> list[Path]:
-    """`(N, h, w)` disparity -> `folder/<name>.png` 16-bit grey at `size` (`(W, H)`), near =
-    bright, one range for the whole clip."""
+    """`(N, h, w)` disparity -> `folder/<name>.<fmt's suffix>` at `size` (`(W, H)`), one
+    range for the whole clip (see `FrameMapWriter`)."""
     lo, hi = clip_range(disparity)
-    paths = []
-    for disp, name in zip(disparity, names, strict=True):
-        full = cv2.resize(disp, size, interpolation=cv2.INTER_LINEAR)
-        path = folder / f"{name}.png"
-        ok, png = cv2.imencode(".png", to_levels(full, lo, hi, 65535).astype(np.uint16))
-        if not ok:
-            raise OutputError(f"{path}: OpenCV cannot encode the depth map")
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(png)  # not cv2.imwrite: it answers a full disk with a bare False
-        paths.append(path)
-    return paths
+    writer = FrameMapWriter(folder, fmt, size)
+    return [writer.write(n, d, lo, hi) for d, n in zip(disparity, names, strict=True)]
 
 
 def write_poses(path: Path, poses: np.ndarray) -> None:
@@ -55,42 +94,142 @@ def write_poses(path: Path, poses: np.ndarray) -> None:
         np.savetxt(tmp, poses[:, :3, :].reshape(len(poses), 12), fmt="%.6e")
 
 
-def write_preview(path: Path, disparity: np.ndarray, fps: float, size: tuple[int, int]) -> None:
-    """A colour-mapped (turbo, near = warm) video of the clip's depth at `size` (`(W, H)`)."""
-    lo, hi = clip_range(disparity)
-    with atomic_output(path) as tmp, _frame_warnings_muted():
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not writer.isOpened():  # OSError: a full disk is found out by `atomic_output`
-            raise OSError("OpenCV cannot write an mp4 video here")
-        try:
-            for disp in disparity:
-                full = cv2.resize(disp, size, interpolation=cv2.INTER_LINEAR)
-                levels = to_levels(full, lo, hi, 255).astype(np.uint8)
-                writer.write(cv2.applyColorMap(levels, cv2.COLORMAP_TURBO))
-        finally:
-            writer.release()
-        _check_complete(tmp)
-
-
-@contextlib.contextmanager
-def _frame_warnings_muted() -> Iterator[None]:
-    """OpenCV's video writer warns once for each frame it cannot write, hundreds of lines
-    for a full disk; `_check_complete` reports the failure once instead."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+def h264_encoder() -> str:
+    """The H.264 encoder of PyAV's FFmpeg: libx264 (PyAV's wheels carry it on every platform
+    we support), else whichever FFmpeg registers for H.264 (a build without x264)."""
+    if "libx264" in av.codecs_available:
+        return "libx264"
     try:
-        yield
-    finally:
-        cv2.utils.logging.setLogLevel(level)
+        return av.codec.Codec("h264", "w").name
+    except ValueError:  # av.codec.codec.UnknownCodecError
+        raise OutputError("--preview: this build of PyAV (av) has no H.264 encoder") from None
 
 
-def _check_complete(path: Path) -> None:
-    """OSError unless the MP4 at `path` is whole. OpenCV's writer only warns when it cannot
-    write (a full disk among the causes), and a file cut short lacks the `moov` box that the
-    muxer writes last; its top-level boxes are walked, not decoded (FFmpeg would print its
-    own complaint)."""
+def preview_rate(fps: float) -> Fraction:
+    """`fps` as the rational a video stream carries: whole rates as they are (25), NTSC's
+    as their exact x1000/1001 (29.97 and 29.97003 -> 30000/1001, 23.976 -> 24000/1001; a
+    plain `limit_denominator` would keep 2997/100), any other to the nearest ratio with a
+    denominator up to 1001 (12.5 -> 25/2)."""
+    if not 0 < fps < float("inf"):
+        raise OptionError(f"{fps} frames per second: a preview needs a positive rate")
+    if round(fps) > 0 and abs(fps - round(fps)) < _RATE_TOLERANCE:
+        return Fraction(round(fps))
+    ntsc = Fraction(round(fps * 1.001) * 1000, 1001)
+    if ntsc > 0 and abs(float(ntsc) - fps) < _RATE_TOLERANCE * 5:  # 29.97 is 3e-5 from 30000/1001
+        return ntsc
+    return Fraction(fps).limit_denominator(1001) or Fraction(1, 1001)  # not 0 for 1e-4
+
+
+class PreviewWriter:
+    """A colour-mapped (turbo, near = warm) H.264 MP4 of a clip's depth at `size`
+    (`(W, H)`), that browsers and phones play: yuv420p (BT.709, tagged), `moov` before
+    `mdat` (+faststart: it plays while it downloads), no audio, `fps` as a rational. 4:2:0
+    needs an even width and height: an odd one gains a copy of its last row or column.
+
+    A context manager: frames `add`ed one at a time are encoded as they come; the file is
+    written under a temporary name and renamed on a clean exit, removed on an error (one
+    line naming `path`: a DiskFullError when the disk filled up).
+    """
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
+        self.path, self.rate = Path(path), preview_rate(fps)
+        self.size = (int(size[0]), int(size[1]))
+        self.frames = 0
+        self._pad = (self.size[0] % 2, self.size[1] % 2)  # columns, rows added
+        self._exits = contextlib.ExitStack()
+        self._container: av.container.OutputContainer | None = None
+        self._stream = None
+        self._tmp = self.path
+
+    def __enter__(self) -> PreviewWriter:
+        # An error while opening unwinds what is open so far here; once all is open, the
+        # closing moves to `__exit__` (`pop_all`).
+        with self._exits as exits:
+            self._tmp = tmp = exits.enter_context(atomic_output(self.path))
+            # FFmpeg writes the file itself: +faststart reads it back to move `moov` first,
+            # which PyAV's Python-file I/O cannot (it exhausts memory instead).
+            container = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
+            exits.push(self._close)
+            self._container, self._stream = container, self._video_stream(container)
+            self._exits = exits.pop_all()
+        return self
+
+    def _video_stream(self, container: av.container.OutputContainer):
+        encoder = h264_encoder()
+        stream = container.add_stream(encoder, rate=self.rate)
+        stream.width = self.size[0] + self._pad[0]
+        stream.height = self.size[1] + self._pad[1]
+        stream.pix_fmt = "yuv420p"
+        if encoder == "libx264":
+            stream.options = dict(_X264_OPTIONS)
+        context = stream.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = _BT709
+        context.color_range = ColorRange.MPEG  # limited ("TV"): what players expect
+        return stream
+
+    def add(self, disparity: np.ndarray, lo: float, hi: float) -> None:
+        """One frame: `(h, w)` disparity (resized to `size`), `[lo, hi]` the clip's range."""
+        levels = to_levels(_resized(disparity, self.size), lo, hi, 255).astype(np.uint8)
+        if any(self._pad):
+            levels = cv2.copyMakeBorder(
+                levels, 0, self._pad[1], 0, self._pad[0], cv2.BORDER_REPLICATE
+            )
+        bgr = cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)
+        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(
+            format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+        )
+        frame.pts = self.frames
+        self._mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def _mux(self, packets: list) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+
+    def _close(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Flush the encoder and write `moov` (after a clean run), then close the file."""
+        container = self._container
+        if kind is not None:
+            # The error on its way out (a full disk, most often) is the one to report; the
+            # half-written file is removed by `atomic_output`, and closing it can only fail
+            # the same way again.
+            with contextlib.suppress(av.error.FFmpegError, OSError):
+                container.close()
+            return
+        try:
+            self._mux(self._stream.encode())
+        finally:
+            container.close()
+        _check_complete(self._tmp)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._exits.__exit__(kind, exc, tb)
+
+
+def write_preview(path: Path, disparity: np.ndarray, fps: float, size: tuple[int, int]) -> None:
+    """`(N, h, w)` disparity -> the clip's colour-mapped preview at `path` (see
+    `PreviewWriter`), one range for the whole clip."""
+    lo, hi = clip_range(disparity)
+    with PreviewWriter(path, fps, size) as preview:
+        for disp in disparity:
+            preview.add(disp, lo, hi)
+
+
+def mp4_boxes(path: Path) -> list[bytes]:
+    """The types of an MP4's top-level boxes, in file order (`ftyp`, `moov`, `mdat`...),
+    as far as their sizes hold together (a file cut short ends the list early)."""
     size = path.stat().st_size
-    offset, kinds = 0, set()
+    offset, kinds = 0, []
     with open(path, "rb") as f:
         while offset + 8 <= size:
             f.seek(offset)
@@ -100,9 +239,16 @@ def _check_complete(path: Path) -> None:
                 length = struct.unpack(">Q", head[8:])[0]
             elif length == 0:  # the box runs to the end of the file
                 length = size - offset
-            if length < 8:
+            if length < 8 or offset + length > size:
                 break
-            kinds.add(kind)
+            kinds.append(kind)
             offset += length
-    if offset != size or b"moov" not in kinds:
+    return kinds
+
+
+def _check_complete(path: Path) -> None:
+    """OSError unless the MP4 at `path` is whole, `moov` first: FFmpeg reports a write
+    that failed, and this is the check that its report was not lost on the way."""
+    kinds = mp4_boxes(path)
+    if b"moov" not in kinds or b"mdat" not in kinds or kinds.index(b"moov") > kinds.index(b"mdat"):
         raise OSError("the video file is incomplete")

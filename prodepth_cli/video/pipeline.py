@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from prodepth_cli.errors import OptionError
-from prodepth_cli.torch_device import choose_torch_device
+from prodepth_cli.models.runtime import DepthModel, load_model
+from prodepth_cli.torch_device import choose_torch_device, onnx_device
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
-from prodepth_cli.video.fit import FitConfig, StepCallback, VideoFit, fit_video
+from prodepth_cli.video.fast import FastOptions, FastReport, fast_video_depth
+from prodepth_cli.video.fit import COLD_STEPS, FitConfig, StepCallback, VideoFit, fit_video
 from prodepth_cli.video.frames import Clip, parse_size, read_clip
 from prodepth_cli.video.geometry import chain_poses
 from prodepth_cli.video.intrinsics import (
@@ -23,6 +25,7 @@ from prodepth_cli.video.intrinsics import (
 )
 from prodepth_cli.video.masks import read_mask_folder
 from prodepth_cli.video.outputs import write_depth_frames, write_poses, write_preview
+from prodepth_cli.video.teacher import clip_and_teacher
 
 CHECKPOINT_NAME = "checkpoint.pt"
 POSES_NAME = "poses.txt"
@@ -32,7 +35,7 @@ POSES_NAME = "poses.txt"
 class VideoOptions:
     """Everything `prodepth video` takes besides input and output folder."""
 
-    steps: int = FitConfig.steps
+    steps: int | None = None  # None: FitConfig.steps with a teacher model, else COLD_STEPS
     intrinsics: str | None = None  # "fx,fy,cx,cy" in pixels of the original frames
     calib: str | None = None  # KITTI-style calibration file
     masks: str | None = None  # folder: one dynamic-object mask per frame
@@ -108,33 +111,50 @@ def video_depth(
     on_frames: Callable[[int], None] | None = None,
     on_frame: Callable[[], None] | None = None,
     on_step: StepCallback | None = None,
-) -> VideoReport:
+    model: DepthModel | None = None,
+) -> VideoReport | FastReport:
     """Fit depth to the clip `src` (video file or folder of frames) and write, into
     `out_dir`: `<frame>.png` per frame (16-bit, near = bright, one range for the clip),
     `poses.txt` (KITTI 3x4 camera-to-world, frame 0 at the origin, the fit's scale),
     `checkpoint.pt` (resumed when present), and `options.preview` when asked.
 
     `config` overrides the fitting settings (its `steps` wins over `options.steps`).
+    `model`: the depth model whose map of every frame starts and guides the fit (the
+    teacher), or None: the fit starts cold from the shipped coarse network, as it did before
+    teachers (on KITTI the shipped model as a teacher fits worse: docs/video.md). The
+    frames at the fitting size and the teacher's maps are cached in `out_dir` (`frames.u8`,
+    `teacher.f16`): a rerun reads neither the clip nor the model again.
+
+    With `options.fast`, nothing is fitted: `fast.fast_video_depth` aligns the model's own
+    maps over time (its report is returned; torch is not needed on that path).
     """
+    if options.fast:
+        model = model or load_model(device=onnx_device(options.device))
+        fast = FastOptions(options.fmt, options.preview)
+        start = (lambda n: on_frames(n) if n is not None else None) if on_frames else None
+        return fast_video_depth(src, out_dir, model, fast, start, on_frame)
     if options.intrinsics:  # reject a malformed string before any decoding
         parse_intrinsics(options.intrinsics, 1, 1)
-    if options.steps < 1:
-        raise OptionError(f"--steps {options.steps}: must be at least 1")
+    steps = options.steps or (FitConfig.steps if model is not None else COLD_STEPS)
+    if steps < 1:
+        raise OptionError(f"--steps {steps}: must be at least 1")
     size = parse_size(options.size) if options.size else None
     device = choose_torch_device(options.device)
-    clip = read_clip(src, size, on_frame)
+    out = Path(out_dir)
+    if model is not None:
+        clip, teacher = clip_and_teacher(src, size, out, model, on_frame)
+    else:
+        clip, teacher = read_clip(src, size, on_frame, out), None
     if on_frames:
         on_frames(len(clip))
     k, origin = clip_intrinsics(clip, options)
     masks = read_mask_folder(options.masks, len(clip), clip.size) if options.masks else None
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / CHECKPOINT_NAME
-    config = config or FitConfig(steps=options.steps)
+    config = config or FitConfig(steps=steps)
     coarse = options.coarse_model or default_coarse_onnx()
-    fit = fit_video(clip, k, checkpoint, coarse, config, masks, device, on_step)
+    fit = fit_video(clip, k, checkpoint, coarse, config, masks, device, on_step, teacher)
     original = (clip.width, clip.height)
-    files = write_depth_frames(fit.disparity, clip.names, out, original)
+    files = write_depth_frames(fit.disparity, clip.names, out, original, options.fmt)
     poses = out / POSES_NAME
     write_poses(poses, chain_poses(list(fit.steps)))
     preview = None

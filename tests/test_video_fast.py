@@ -1,0 +1,351 @@
+"""`prodepth video --fast`: a flickering model made steady without losing the truth, scene
+cuts, frames streamed with a window held, bad input (a truncated JPEG, a video cut short)
+stopping with one line and resuming, outputs matching the input, JSON records, no torch."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from prodepth_cli.cli import app
+from prodepth_cli.errors import OptionError
+from prodepth_cli.models.runtime import load_model
+from prodepth_cli.pipeline import depth_array
+from prodepth_cli.video.consistency import clip_jitter, jitter
+from prodepth_cli.video.fast import FastOptions, fast_video_depth
+from prodepth_cli.video.shots import SHOTS_NAME, shot_range
+from prodepth_cli.video.stabilise import Affine, Alignment, MapStatistics, fit_affine
+from prodepth_cli.video.stream import FrameError, open_frames
+from tests.onnx_models import flickering_brightness_model
+
+runner = CliRunner()
+FRAME_WH = (160, 120)
+PAN = 3  # pixels a frame
+
+
+@pytest.fixture(scope="module")
+def flicker_model(tmp_path_factory) -> Path:
+    return flickering_brightness_model(tmp_path_factory.mktemp("flicker") / "flicker.onnx")
+
+
+def texture(seed: int, tint: tuple[float, float, float], w: int = 900) -> np.ndarray:
+    """`(180, w, 3)` uint8 RGB scenery: blobs at two scales (texture the flow can follow),
+    tinted (two tints are two scenes to a colour histogram)."""
+    rng = np.random.default_rng(seed)
+    coarse = cv2.GaussianBlur(rng.random((180, w)).astype(np.float32), (0, 0), 9)
+    fine = cv2.GaussianBlur(rng.random((180, w)).astype(np.float32), (0, 0), 2)
+    grey = cv2.normalize(2 * coarse + fine, None, 0.1, 0.9, cv2.NORM_MINMAX)
+    return (np.clip(grey[..., None] * np.array(tint), 0, 1) * 255).astype(np.uint8)
+
+
+def panning(scene: np.ndarray, n: int) -> list[np.ndarray]:
+    """`n` frames of FRAME_WH panning across `scene` by PAN pixels a frame."""
+    w, h = FRAME_WH
+    return [np.ascontiguousarray(scene[30 : 30 + h, PAN * i : PAN * i + w]) for i in range(n)]
+
+
+def write_folder(folder: Path, frames: list[np.ndarray], suffix: str = ".png") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"f{i:04d}{suffix}" for i in range(len(frames))]
+    for f, rgb in zip(files, frames, strict=True):
+        cv2.imwrite(str(f), rgb[:, :, ::-1])
+    return files
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 24) -> Path:
+    """H.264 with its index (`moov`) first, as a file meant to play while it downloads: cut
+    short, the frames before the cut still decode."""
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = *FRAME_WH, "yuv420p"
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def brightness(rgb: np.ndarray) -> np.ndarray:
+    """What the flicker model sees, before its gain and shift: the truth."""
+    return rgb.astype(np.float32).mean(axis=2) / 255 + 0.2
+
+
+def levels(folder: Path, names: list[str]) -> list[np.ndarray]:
+    """16-bit maps as written, in [0, 1]."""
+    return [
+        cv2.imread(str(folder / f"{n}.png"), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535
+        for n in names
+    ]
+
+
+def fast_cli(*args: str):
+    return runner.invoke(app, ["video", *args, "--fast", "--device", "cpu"])
+
+
+# --- the algorithm's parts ------------------------------------------------------------------
+
+
+def test_jitter_of_a_one_frame_flash_is_twice_its_size():
+    still = np.zeros((8, 8, 2), np.float32)
+    flat, flash = np.full((8, 8), 0.5, np.float32), np.full((8, 8), 0.6, np.float32)
+    valid = np.ones((8, 8), bool)
+    assert jitter(flat, flat, flat, still, still, valid) == 0.0
+    assert jitter(flat, flash, flat, still, still, valid) == pytest.approx(0.2, abs=1e-6)
+    # a steady change costs nothing: the second difference of a ramp is zero
+    ramp = [np.full((8, 8), v, np.float32) for v in (0.2, 0.3, 0.4)]
+    assert jitter(*ramp, still, still, valid) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fit_affine_recovers_the_map_despite_a_fifth_of_outliers():
+    rng = np.random.default_rng(0)
+    current = rng.random((60, 80)).astype(np.float32)
+    reference = 1.7 * current + 0.3 + rng.normal(0, 0.005, current.shape).astype(np.float32)
+    moved = rng.random(current.shape) < 0.2  # a fifth of the pixels: something moved there
+    reference[moved] = rng.random(int(moved.sum()))
+    fit = fit_affine(current, reference, np.ones(current.shape, bool))
+    # the noise (0.005 against a spread of 0.5) leaves the fit within a per cent
+    assert fit.scale == pytest.approx(1.7, rel=0.01)
+    assert fit.shift == pytest.approx(0.3, abs=0.01)
+
+
+def test_alignment_removes_flicker_and_does_not_compound_a_steady_trend():
+    """Fits as the frames give them: frame t's map is g_t * D_t (a random gain per frame,
+    D's statistics steady, as a relative-depth model normalises each frame), the previous
+    output is T_(t-1)(g_(t-1) * D_(t-1)), and a camera going forward makes D_t look 1 / 0.9
+    of D_(t-1) to a fit. Chained, the fits would shrink the maps 0.9 a frame (0.9^100 =
+    3e-5); the alignment must hold the first frame's gain and cancel g_t."""
+    rng = np.random.default_rng(1)
+    gains = rng.uniform(0.5, 1.5, 101)
+    statistics = [MapStatistics(g * 1.0, g * 0.5) for g in gains]
+    alignment, outputs = Alignment(statistics[0]), []
+    for t in range(1, 101):
+        relative = 0.9 * gains[t - 1] / gains[t]  # frame t onto frame t-1's values
+        fit = Affine(alignment.transform.scale * relative, 0.0)
+        outputs.append(alignment.update(fit, statistics[t]).scale * gains[t])  # output's gain
+    relative = np.array(outputs) / gains[0]
+    # the trend costs a bounded offset, 0.9^(FOLLOW / (1 - FOLLOW)) = 0.9 at FOLLOW 0.5
+    assert np.all((relative > 0.89) & (relative <= 1.0)), relative
+    # and the model's gain (std of log 0.29 from frame to frame) is gone
+    assert np.std(np.diff(np.log(relative))) < 0.01
+
+
+# --- the fast path on synthetic clips -------------------------------------------------------
+
+
+def test_fast_cuts_a_flickering_models_jitter_and_keeps_the_truth(tmp_path, flicker_model):
+    frames = panning(texture(0, (0.9, 1.0, 0.8)), 30)
+    files = write_folder(tmp_path / "clip", frames)
+    model = load_model(flicker_model, "cpu")
+    report = fast_video_depth(tmp_path / "clip", tmp_path / "out", model)
+    assert len(report.shots) == 1
+    written = levels(tmp_path / "out", [f.stem for f in files])
+    # frame by frame: the model's maps over one fixed range (the shot's, as --fast uses)
+    raw = [depth_array(rgb, model) for rgb in frames]
+    lo, hi = shot_range(raw[0])
+    by_frame = clip_jitter([(r - lo) / (hi - lo) for r in raw], frames)
+    steady = clip_jitter(written, frames)
+    # gains of 0.5-1.5 and shifts of 0-0.3 a frame: a factor of 20 at least (measured 380)
+    assert steady * 20 < by_frame, (steady, by_frame)
+    record = report.record  # the same comparison, made on the fly at the flow size
+    assert record["jitter"] * 20 < record["jitter_frame_by_frame"], record
+    for rgb, m in zip(frames, written, strict=True):
+        # the truth up to an affine: Pearson's r stays near 1 on every frame
+        assert np.corrcoef(m.ravel(), brightness(rgb).ravel())[0, 1] > 0.97
+    spread = [np.percentile(m, 95) - np.percentile(m, 5) for m in written]
+    assert 0.5 < spread[-1] / spread[0] < 2, "the maps' contrast drifted"
+
+
+def test_scene_cut_starts_a_shot_with_its_own_range(tmp_path, pointwise_affine):
+    first = panning(texture(1, (0.4, 0.6, 1.0)), 12)
+    second = panning(texture(2, (1.0, 0.5, 0.3)), 12)
+    files = write_folder(tmp_path / "clip", first + second)
+    model = load_model(pointwise_affine, "cpu")
+    shots = []
+    report = fast_video_depth(
+        tmp_path / "clip", tmp_path / "out", model, FastOptions("npy"), on_shot=shots.append
+    )
+    assert [(s.first, s.last) for s in shots] == [(0, 11), (12, 23)]
+    assert report.shots == shots
+    own = depth_array(second[0], model)
+    # the second shot starts from its own first map, in its own range: nothing dragged over
+    assert (shots[1].lo, shots[1].hi) == pytest.approx(shot_range(own))
+    assert (shots[1].lo, shots[1].hi) != (shots[0].lo, shots[0].hi)
+    np.testing.assert_allclose(np.load(tmp_path / "out" / f"{files[12].stem}.npy"), own, atol=1e-6)
+    logged = json.loads((tmp_path / "out" / SHOTS_NAME).read_text())
+    assert [s["first"] for s in logged["shots"]] == [0, 12]
+
+
+def test_reader_decodes_each_frame_only_when_asked(tmp_path):
+    files = write_folder(tmp_path / "clip", panning(texture(3, (1, 1, 1)), 4))
+    stream = open_frames(tmp_path / "clip")
+    assert (stream.count, stream.fps) == (4, 10.0)
+    frames = iter(stream)
+    assert next(frames).index == 0
+    files[2].unlink()  # after the stream opened: only a lazy reader gets past frame 1
+    assert next(frames).name == files[1].stem
+    with pytest.raises(FrameError) as failed:
+        next(frames)
+    assert failed.value.index == 2
+
+
+def test_fast_holds_a_window_not_the_clip(tmp_path, pointwise_affine):
+    """Peak traced memory (numpy's and OpenCV's arrays) for 20 frames and for 80: flat to 20
+    KB here; a path that kept every decoded frame (58 KB each) grew by 3.5 MB."""
+    scene = texture(4, (1, 0.9, 0.8), w=160 + PAN * 80)
+    model = load_model(pointwise_affine, "cpu")
+    peaks = {}
+    for n in (5, 20, 80):  # 5 first: one-time allocations (sessions, caches) out of the way
+        write_folder(tmp_path / f"clip{n}", panning(scene, n))
+        tracemalloc.start()
+        fast_video_depth(tmp_path / f"clip{n}", tmp_path / f"out{n}", model)
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[80] - peaks[20] < 1_000_000, peaks
+
+
+def test_video_depth_takes_the_fast_path_when_asked(tmp_path, pointwise_affine):
+    from prodepth_cli.video.pipeline import VideoOptions, video_depth
+
+    files = write_folder(tmp_path / "clip", panning(texture(11, (1, 1, 1)), 4))
+    model = load_model(pointwise_affine, "cpu")
+    report = video_depth(
+        tmp_path / "clip", tmp_path / "out", VideoOptions(fast=True, fmt="npy"), model=model
+    )
+    assert (report.record["mode"], report.frames) == ("fast", 4)
+    assert sorted(p.stem for p in (tmp_path / "out").glob("*.npy")) == [f.stem for f in files]
+
+
+# --- bad input, resume, outputs -------------------------------------------------------------
+
+
+def test_corrupt_jpeg_stops_at_it_in_one_line_and_a_rerun_resumes(tmp_path, pointwise_affine):
+    frames = panning(texture(5, (0.8, 0.9, 1.0)), 10)
+    files = write_folder(tmp_path / "clip", frames, ".jpg")
+    whole = files[5].read_bytes()
+    files[5].write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out"
+    args = [str(tmp_path / "clip"), "-o", str(out), "--model", str(pointwise_affine)]
+    result = fast_cli(*args)
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "frame 5" in lines[0] and files[5].name in lines[0] and "Traceback" not in lines[0]
+    written = sorted(p.stem for p in out.glob("*.png"))
+    assert written == [f.stem for f in files[:5]]
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*.png")}
+
+    files[5].write_bytes(whole)
+    result = fast_cli(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    run = json.loads(result.stdout.splitlines()[-1])
+    assert (run["frames"], run["resumed"]) == (10, 5)
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # not written again
+    assert sorted(p.stem for p in out.glob("*.png")) == [f.stem for f in files]
+    # the rerun continued the shot from the map read back: it matches a run never cut short
+    # (measured 5e-5 of the range: the last map comes back rounded to 16 bits)
+    clean = tmp_path / "clean"
+    assert fast_cli(*args[:1], "-o", str(clean), *args[3:]).exit_code == 0
+    names = [f.stem for f in files[5:]]
+    for resumed, uncut in zip(levels(out, names), levels(clean, names), strict=True):
+        assert np.abs(resumed - uncut).mean() < 1e-3
+
+
+def test_video_cut_short_stops_at_the_cut_and_the_whole_video_resumes(tmp_path, flicker_model):
+    frames = panning(texture(6, (1.0, 0.8, 0.7)), 40)
+    whole = write_mp4(tmp_path / "whole.mp4", frames).read_bytes()
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(whole[: int(len(whole) * 0.6)])
+    capture = cv2.VideoCapture(str(clip))
+    decodable = 0
+    while capture.read()[0]:
+        decodable += 1
+    capture.release()
+    assert 0 < decodable < 40  # the premise: some frames before the cut decode
+    out = tmp_path / "out"
+    preview = tmp_path / "preview.mp4"
+    args = [str(clip), "-o", str(out), "--model", str(flicker_model), "--preview", str(preview)]
+    result = fast_cli(*args)
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert f"frame {decodable}" in lines[0] and "40" in lines[0]
+    assert len(list(out.glob("*.png"))) == decodable
+    assert not preview.exists()  # an unfinished preview is not left behind
+
+    clip.write_bytes(whole)
+    result = fast_cli(*args)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{i:06d}.png" for i in range(40)]
+    capture = cv2.VideoCapture(str(preview))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    assert (count, capture.get(cv2.CAP_PROP_FPS)) == (40, 24.0)  # as many frames, same rate
+
+
+def test_json_records_one_per_shot_then_the_run(tmp_path, pointwise_affine):
+    frames = panning(texture(7, (0.4, 0.6, 1.0)), 8) + panning(texture(8, (1.0, 0.5, 0.3)), 8)
+    write_folder(tmp_path / "clip", frames)
+    out = tmp_path / "out"
+    result = fast_cli(
+        str(tmp_path / "clip"), "-o", str(out), "--model", str(pointwise_affine), "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["record"] for r in records] == ["shot", "shot", "run"]
+    shots, run = records[:2], records[2]
+    assert [(s["shot"], s["first"], s["last"], s["frames"]) for s in shots] == [
+        (0, 0, 7, 8),
+        (1, 8, 15, 8),
+    ]
+    for shot in shots:
+        assert shot["seconds"] >= 0 and shot["jitter"] is not None and len(shot["range"]) == 2
+    assert (run["status"], run["frames"], run["shots"], run["format"]) == ("ok", 16, 2, "png16")
+    assert math.isfinite(run["jitter"]) and run["seconds_per_frame"] > 0
+    assert len(list(out.glob("*.png"))) == 16
+
+
+@pytest.mark.parametrize("flag", ["--masks", "--calib", "--intrinsics", "--size"])
+def test_fit_options_are_refused_with_fast(tmp_path, flag):
+    result = fast_cli(str(tmp_path), "-o", str(tmp_path / "out"), flag, "x")
+    assert result.exit_code == 1
+    assert f"{flag} is for the fit" in result.stderr
+
+
+def test_fast_path_never_imports_torch(tmp_path, pointwise_affine):
+    write_folder(tmp_path / "clip", panning(texture(9, (1, 1, 1)), 5))
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from prodepth_cli.cli import app\n"
+        f"args = ['video', {str(tmp_path / 'clip')!r}, '-o', {str(tmp_path / 'out')!r}, "
+        f"'--fast', '--model', {str(pointwise_affine)!r}, '--device', 'cpu']\n"
+        "result = CliRunner().invoke(app, args)\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5
+
+
+def test_a_folder_of_another_run_is_not_resumed(tmp_path, pointwise_affine):
+    files = write_folder(tmp_path / "clip", panning(texture(10, (1, 1, 1)), 3))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"{files[0].stem}.png").write_bytes(b"not ours")
+    model = load_model(pointwise_affine, "cpu")
+    with pytest.raises(OptionError, match=SHOTS_NAME):
+        fast_video_depth(tmp_path / "clip", out, model)
