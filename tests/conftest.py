@@ -70,6 +70,18 @@ def selfnorm_unaligned(model_dir) -> Path:
     return self_normalising_model(model_dir / "selfnorm_raw.onnx", {"multiple": 1, "align": "none"})
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test: the CI machine has 2 cores, shared with the rest of
+    the suite."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def scene_image(h: int = 360, w: int = 520, seed: int = 0):
     """A smooth synthetic photo-like image: colour gradients plus soft blobs, uint8 RGB."""
     import cv2

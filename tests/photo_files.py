@@ -1,10 +1,12 @@
 """Photographers' files built by the tests: a minimal DNG that LibRaw develops, HEICs written
-by the installed HEVC encoder, JPEGs with EXIF, ICC and XMP."""
+by the installed HEVC encoder, JPEGs with EXIF, ICC and XMP, depth maps as `prodepth depth`
+writes them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyvips
 import tifffile
@@ -93,3 +95,19 @@ def write_jpeg(path: Path, rgb: np.ndarray, orientation: int = 1, xmp: bytes | N
         image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp)
     image.jpegsave(str(path), Q=92, keep="all")
     return path
+
+
+def write_png16(path: Path, disparity: np.ndarray) -> Path:
+    """`disparity` (larger = nearer) as `prodepth depth`'s 16-bit PNG: its range stretched
+    to 0..65535, near = bright."""
+    lo, hi = disparity.min(), disparity.max()
+    cv2.imwrite(str(path), ((disparity - lo) / (hi - lo) * 65535 + 0.5).astype(np.uint16))
+    return path
+
+
+def write_depth_folder(folder: Path, stems: tuple[str, ...], disparity: np.ndarray) -> Path:
+    """A --depth folder: `<stem>_depth.png` (write_png16 of `disparity`) for each of `stems`."""
+    folder.mkdir()
+    for stem in stems:
+        write_png16(folder / f"{stem}_depth.png", disparity)
+    return folder

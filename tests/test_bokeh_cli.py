@@ -19,6 +19,7 @@ from prodepth_cli.commands.bokeh import bokeh
 from prodepth_cli.io.depth_map import fill_invalid, read_depth_map
 from prodepth_cli.io.pfm import write_pfm
 from tests.conftest import scene_image
+from tests.photo_files import write_depth_folder, write_png16
 
 runner = CliRunner()
 
@@ -43,12 +44,6 @@ def _disparity(h: int = 90, w: int = 120) -> np.ndarray:
     return np.tile(np.linspace(1.0, 0.0, w, dtype=np.float32), (h, 1))
 
 
-def _png16(path: Path, disparity: np.ndarray) -> Path:
-    lo, hi = disparity.min(), disparity.max()
-    cv2.imwrite(str(path), ((disparity - lo) / (hi - lo) * 65535 + 0.5).astype(np.uint16))
-    return path
-
-
 def _assert_one_line_error(result, *needles: str) -> None:
     assert result.exit_code != 0
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
@@ -60,7 +55,7 @@ def _assert_one_line_error(result, *needles: str) -> None:
 
 def test_single_file_keeps_format_size_and_writes_beside_it(tmp_path):
     src = _image(tmp_path / "photo.jpg")
-    depth = _png16(tmp_path / "photo_depth.png", _disparity())
+    depth = write_png16(tmp_path / "photo_depth.png", _disparity())
     result = _bokeh(str(src), "--depth", str(depth), "--focus", "10,45")
     assert result.exit_code == 0, result.stderr
     out = cv2.imread(str(tmp_path / "photo_bokeh.jpg"))
@@ -92,7 +87,7 @@ def test_every_depth_format_prodepth_writes_is_read_the_same_way(tmp_path, fmt):
     src = _image(tmp_path / "p.png")
     d = _disparity()
     paths = {
-        "png16": lambda p: _png16(p.with_suffix(".png"), d),
+        "png16": lambda p: write_png16(p.with_suffix(".png"), d),
         "tiff": lambda p: tifffile.imwrite(p.with_suffix(".tif"), d) or p.with_suffix(".tif"),
         "pfm": lambda p: write_pfm(p.with_suffix(".pfm"), d) or p.with_suffix(".pfm"),
         "npy": lambda p: np.save(p.with_suffix(".npy"), d) or p.with_suffix(".npy"),
@@ -114,7 +109,7 @@ def test_every_depth_format_prodepth_writes_is_read_the_same_way(tmp_path, fmt):
 
 def test_depth_map_of_another_size_is_resized_with_a_warning(tmp_path):
     src = _image(tmp_path / "p.png")
-    depth = _png16(tmp_path / "small.png", _disparity(45, 60))
+    depth = write_png16(tmp_path / "small.png", _disparity(45, 60))
     result = _bokeh(str(src), "--depth", str(depth), "--json")
     assert result.exit_code == 0, result.stderr
     assert "warning" in result.stderr and "60x45" in result.stderr and "resized" in result.stderr
@@ -163,7 +158,7 @@ def _jpeg_bytes() -> bytes:
 def test_bad_input_gets_one_line_and_no_output(tmp_path, make, needle):
     src = tmp_path / "photo.jpg"
     make(src)
-    depth = _png16(tmp_path / "d.png", _disparity(300, 400))
+    depth = write_png16(tmp_path / "d.png", _disparity(300, 400))
     result = _bokeh(str(src), "--depth", str(depth))
     _assert_one_line_error(result, "photo.jpg", needle)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name not in ("photo.jpg", "d.png")) == []
@@ -173,10 +168,7 @@ def test_batch_with_a_depth_folder_goes_on_past_a_bad_file_and_resumes(tmp_path)
     _image(tmp_path / "in" / "a.png", seed=1)
     _image(tmp_path / "in" / "b.jpg", seed=2)
     (tmp_path / "in" / "bad.png").write_bytes(b"this is not a png")
-    maps = tmp_path / "depth"
-    maps.mkdir()
-    for stem in ("a", "b", "bad"):
-        _png16(maps / f"{stem}_depth.png", _disparity())
+    maps = write_depth_folder(tmp_path / "depth", ("a", "b", "bad"), _disparity())
     args = [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--depth", str(maps), "--json"]
     result = _bokeh(*args)
     assert result.exit_code == 1
@@ -204,7 +196,7 @@ def test_batch_with_a_depth_folder_goes_on_past_a_bad_file_and_resumes(tmp_path)
 )
 def test_nonsense_options_are_refused(tmp_path, options, needle):
     src = _image(tmp_path / "p.png")
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     result = _bokeh(str(src), "--depth", str(depth), *options)
     _assert_one_line_error(result, needle)
     assert not (tmp_path / "p_bokeh.png").exists()
@@ -216,7 +208,7 @@ def test_nonsense_options_are_refused(tmp_path, options, needle):
 )
 def test_an_output_suffix_chooses_the_photo_format(tmp_path, name, reader):
     src = _image(tmp_path / "p.png")
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     result = _bokeh(str(src), "--depth", str(depth), "-o", str(tmp_path / name))
     assert result.exit_code == 0, result.stderr
     assert pyvips.Image.new_from_file(str(tmp_path / name)).get("vips-loader") == reader
@@ -224,7 +216,7 @@ def test_an_output_suffix_chooses_the_photo_format(tmp_path, name, reader):
 
 def test_an_unwritable_output_suffix_is_refused_before_any_work(tmp_path):
     src = _image(tmp_path / "p.png")
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     result = _bokeh(str(src), "--depth", str(depth), "-o", str(tmp_path / "out.npy"))
     _assert_one_line_error(result, "out.npy", "cannot write .npy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "p.png"]
@@ -232,13 +224,13 @@ def test_an_unwritable_output_suffix_is_refused_before_any_work(tmp_path):
 
 def test_one_depth_map_for_several_images_is_refused(tmp_path):
     a, b = _image(tmp_path / "a.png"), _image(tmp_path / "b.png")
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     _assert_one_line_error(_bokeh(str(a), str(b), "--depth", str(depth)), "folder")
 
 
 def test_stdin_to_stdout_in_a_pipeline(tmp_path):
     data = _image(tmp_path / "p.png").read_bytes()
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     code = (
         "import sys, typer; from prodepth_cli.commands.bokeh import bokeh; "

@@ -106,10 +106,11 @@ def test_conversion_matches_torch_when_the_converter_is_installed(tmp_path):
 
 
 def test_cli_tflite_engine_writes_the_render(tmp_path):
-    from tests.test_bokeh_cli import _bokeh, _disparity, _image, _png16
+    from tests.photo_files import write_png16
+    from tests.test_bokeh_cli import _bokeh, _disparity, _image
 
     src = _image(tmp_path / "p.png")
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     result = _bokeh(str(src), "--depth", str(depth), "--engine", "tflite", "--json")
     assert result.exit_code == 0, result.stderr
     assert cv2.imread(str(tmp_path / "p_bokeh.png")).shape == (90, 120, 3)
@@ -133,10 +134,11 @@ def test_tflite_engine_keeps_the_runtimes_log_lines_off_stderr(tmp_path):
     import subprocess
     import sys
 
-    from tests.test_bokeh_cli import _disparity, _image, _png16
+    from tests.photo_files import write_png16
+    from tests.test_bokeh_cli import _disparity, _image
 
     src = _image(tmp_path / "p.png")
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     cmd = [sys.executable, "-m", "prodepth_cli", "bokeh", str(src), "--depth", str(depth)]
     done = subprocess.run([*cmd, "--engine", "tflite"], capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()

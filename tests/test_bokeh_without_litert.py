@@ -16,7 +16,8 @@ import pytest
 from prodepth_cli.bokeh.onnx_net import OnnxBokehNet
 from prodepth_cli.bokeh.tflite import DEFAULT_TFLITE, MODELS, load_bokeh_net
 from prodepth_cli.errors import ModelError
-from tests.test_bokeh_cli import _assert_one_line_error, _bokeh, _disparity, _image, _png16
+from tests.photo_files import write_png16
+from tests.test_bokeh_cli import _assert_one_line_error, _bokeh, _disparity, _image
 
 DEFAULT_ONNX = MODELS / "prodepth-bokeh.onnx"
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
@@ -35,7 +36,7 @@ def no_litert(monkeypatch):
 
 @pytest.fixture
 def photo_and_depth(tmp_path):
-    return _image(tmp_path / "p.png"), _png16(tmp_path / "d.png", _disparity())
+    return _image(tmp_path / "p.png"), write_png16(tmp_path / "d.png", _disparity())
 
 
 def frame_input(hw: tuple[int, int], seed: int = 0) -> np.ndarray:

@@ -39,7 +39,7 @@ from prodepth_cli.stereo.shift import (
 )
 from prodepth_cli.stereo.warp import snap_edges, synthesise_view, warp_view
 from tests.conftest import MOTORCYCLE, SHARED_DATA, require, scene_image
-from tests.photo_files import TAGS, write_jpeg
+from tests.photo_files import TAGS, write_depth_folder, write_jpeg, write_png16
 
 runner = CliRunner()
 BLUE = np.array([0.0, 0.0, 1.0], np.float32)
@@ -275,12 +275,6 @@ def _photo(path: Path, h: int = 48, w: int = 64, seed: int = 0) -> Path:
     return path
 
 
-def _png16(path: Path, disparity: np.ndarray) -> Path:
-    lo, hi = disparity.min(), disparity.max()
-    cv2.imwrite(str(path), ((disparity - lo) / (hi - lo) * 65535 + 0.5).astype(np.uint16))
-    return path
-
-
 def _disparity(h: int = 48, w: int = 64) -> np.ndarray:
     """Near on the left, far on the right."""
     return np.tile(np.linspace(1.0, 0.0, w, dtype=np.float32), (h, 1))
@@ -288,7 +282,7 @@ def _disparity(h: int = 48, w: int = 64) -> np.ndarray:
 
 def test_the_command_writes_each_layout_with_its_players_name_and_a_json_record(tmp_path):
     src = _photo(tmp_path / "photo.jpg")
-    depth = _png16(tmp_path / "photo_depth.png", _disparity())
+    depth = write_png16(tmp_path / "photo_depth.png", _disparity())
     for layout, tag in LAYOUTS.items():
         result = _run(str(src), "--depth", str(depth), "--layout", layout, "--json")
         assert result.exit_code == 0, result.stderr
@@ -309,7 +303,7 @@ def test_npy_and_png_maps_give_the_same_pair_and_outputs_keep_exif_and_profile(t
     npy = tmp_path / "d.npy"
     np.save(npy, _disparity())
     outs = []
-    for depth, name in ((npy, "a.png"), (_png16(tmp_path / "d.png", _disparity()), "b.png")):
+    for depth, name in ((npy, "a.png"), (write_png16(tmp_path / "d.png", _disparity()), "b.png")):
         result = _run(str(src), "--depth", str(depth), "-o", str(tmp_path / name), "-q")
         assert result.exit_code == 0, result.stderr
         outs.append(cv2.imread(str(tmp_path / name)).astype(int))
@@ -336,7 +330,7 @@ def test_a_16_bit_photograph_gives_a_16_bit_tiff(tmp_path):
     rgb16 = (scene_image(30, 40).astype(np.uint16) * 257)[:, :, ::-1]
     src = tmp_path / "deep.png"
     cv2.imwrite(str(src), rgb16)
-    depth = _png16(tmp_path / "d.png", _disparity(30, 40))
+    depth = write_png16(tmp_path / "d.png", _disparity(30, 40))
     result = _run(str(src), "--depth", str(depth), "-o", str(tmp_path / "o.tif"), "-q")
     assert result.exit_code == 0, result.stderr
     import tifffile
@@ -371,10 +365,7 @@ def test_a_batch_goes_on_past_a_bad_file_lists_it_and_resumes(tmp_path):
     for stem in ("a", "c"):
         _photo(tmp_path / "in" / f"{stem}.jpg")
     (tmp_path / "in" / "b.jpg").write_bytes(b"not a jpeg at all")
-    maps = tmp_path / "maps"
-    maps.mkdir()
-    for stem in ("a", "b", "c"):
-        _png16(maps / f"{stem}_depth.png", _disparity())
+    maps = write_depth_folder(tmp_path / "maps", ("a", "b", "c"), _disparity())
     args = [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--depth", str(maps), "--json"]
     result = _run(*args)
     assert result.exit_code == 1
@@ -390,7 +381,7 @@ def test_a_batch_goes_on_past_a_bad_file_lists_it_and_resumes(tmp_path):
 
 def test_bad_options_get_one_line(tmp_path):
     src = _photo(tmp_path / "photo.jpg")
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     for args, needle in (
         (["--layout", "3d"], "--layout"),
         (["--convergence", "2"], "--convergence"),
@@ -407,7 +398,7 @@ def test_stdin_to_stdout_in_a_pipeline(tmp_path):
     import sys
 
     data = _photo(tmp_path / "p.png").read_bytes()
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(
         [sys.executable, "-m", "prodepth_cli", "stereo", "-", "-o", "-", "--depth", str(depth)],
@@ -431,7 +422,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, suffi
     import os
 
     src = _photo(tmp_path / "photo.jpg")
-    depth = _png16(tmp_path / "d.png", _disparity())
+    depth = write_png16(tmp_path / "d.png", _disparity())
     out = tmp_path / "out" / f"pair{suffix}"
     out.parent.mkdir()
     real_open = builtins.open

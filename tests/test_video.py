@@ -40,12 +40,7 @@ runner = CliRunner()
 TINY_FIT = FitConfig(steps=4, fine_fraction=0.5, checkpoint_every=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CI machine has 2 cores, shared with the rest of the suite
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- losses -------------------------------------------------------------------------------

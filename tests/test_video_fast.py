@@ -200,18 +200,20 @@ def test_reader_decodes_each_frame_only_when_asked(tmp_path):
 
 
 def test_fast_holds_a_window_not_the_clip(tmp_path, pointwise_affine):
-    """Peak traced memory (numpy's and OpenCV's arrays) for 20 frames and for 80: flat to 20
-    KB here; a path that kept every decoded frame (58 KB each) grew by 3.5 MB."""
-    scene = texture(4, (1, 0.9, 0.8), w=160 + PAN * 80)
+    """Peak traced memory (numpy's and OpenCV's arrays) for 20 frames and for 200: flat to
+    20 KB here; a path that kept every decoded frame (58 KB each) would grow by 10 MB. The
+    bound, 2.5 MB, leaves room for what other threads of a full test run allocate meanwhile
+    (tracemalloc traces them all)."""
+    scene = texture(4, (1, 0.9, 0.8), w=160 + PAN * 200)
     model = load_model(pointwise_affine, "cpu")
     peaks = {}
-    for n in (5, 20, 80):  # 5 first: one-time allocations (sessions, caches) out of the way
+    for n in (5, 20, 200):  # 5 first: one-time allocations (sessions, caches) out of the way
         write_folder(tmp_path / f"clip{n}", panning(scene, n))
         tracemalloc.start()
         fast_video_depth(tmp_path / f"clip{n}", tmp_path / f"out{n}", model)
         peaks[n] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert peaks[80] - peaks[20] < 1_000_000, peaks
+    assert peaks[200] - peaks[20] < 2_500_000, peaks
 
 
 def test_video_depth_takes_the_fast_path_when_asked(tmp_path, pointwise_affine):

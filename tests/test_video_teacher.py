@@ -26,12 +26,7 @@ from tests.conftest import scene_image
 N, H, W = 6, 64, 192
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CI machine has 2 cores, shared with the rest of the suite
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _frames(folder: Path, n: int = N) -> Path:

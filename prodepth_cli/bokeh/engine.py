@@ -26,7 +26,7 @@ from prodepth_cli.bokeh.photo_io import read_photo, write_photo
 from prodepth_cli.bokeh.render import render_bokeh
 from prodepth_cli.bokeh.tiled import render_tiled
 from prodepth_cli.errors import OptionError
-from prodepth_cli.io.depth_map import read_depth_map, read_embedded_depth_map
+from prodepth_cli.io.depth_map import EMBEDDED, read_depth_map, read_embedded_depth_map
 
 ENGINES = ("classic", "tflite")
 
@@ -118,9 +118,6 @@ class BokehReport:
     depth: str  # the depth map's path, "embedded", or "model:<name>"
     depth_resized_from: tuple[int, int] | None
     seconds: float
-
-
-EMBEDDED = "embedded"  # the depth map a photograph carries
 
 
 class DepthSource(Protocol):

@@ -9,9 +9,8 @@ from typing import Annotated
 
 import typer
 
-from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs, read_stdin
+from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs
 from prodepth_cli.bokeh.engine import (
-    EMBEDDED,
     ENGINES,
     BokehOptions,
     Renderer,
@@ -34,10 +33,13 @@ from prodepth_cli.commands.common import (
     RayOption,
     RecursiveOption,
     WorkersOption,
+    embedded_prefix,
     fail,
     guarded,
     note,
+    output_option,
     run_batch,
+    run_render_job,
 )
 from prodepth_cli.commands.model_options import (
     KindOption,
@@ -47,23 +49,19 @@ from prodepth_cli.commands.model_options import (
     suggest_better_model,
 )
 from prodepth_cli.depth_source import ModelDepth
-from prodepth_cli.errors import OptionError, ProdepthError
+from prodepth_cli.errors import OptionError
 from prodepth_cli.io.photo_stream import check_output_suffix, output_suffix
 from prodepth_cli.models.runtime import load_model
+
+OutputOption = output_option(
+    "Default: `<stem>_bokeh.<ext>` beside each input, in the input's format.",
+)
 
 
 @guarded
 def bokeh(
     inputs: InputsArgument,
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output file (one input), folder (several), or - for PNG on stdout. "
-            "Default: `<stem>_bokeh.<ext>` beside each input, in the input's format.",
-        ),
-    ] = None,
+    output: OutputOption = None,
     depth: DepthMapOption = None,
     focus: Annotated[
         str | None,
@@ -204,40 +202,23 @@ def _run_job(
     depth_source,
     renderer: Renderer,
 ) -> Outcome:
-    if depth_source is None and depth_map is None:
-        return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
-    try:
-        data = read_stdin() if job.input == STDIO else None
-        report = bokeh_file(job.input, job.output, options, depth_map, depth_source, renderer, data)
-    except ProdepthError as exc:
-        return Outcome.failed(job, exc)
-    if report.depth_resized_from:  # a warning, not a note: on stderr even with --json or --quiet
-        h, w = report.depth_resized_from
-        note(
-            f"warning: {report.depth} is {w}x{h}, the image {report.width}x{report.height}: "
-            "depth map resized"
-        )
-    return Outcome(
+    return run_render_job(
         job,
-        "ok",
-        info={
-            "width": report.width,
-            "height": report.height,
-            "bits": report.bits,
-            "depth": report.depth,
-            "depth_resized_from": report.depth_resized_from,
+        depth_source is None and depth_map is None,
+        lambda data: bokeh_file(
+            job.input, job.output, options, depth_map, depth_source, renderer, data
+        ),
+        lambda report: {
             "focus": round(report.focus, 6),
             "blur_px": round(report.blur_px, 3),
             "max_radius_px": round(report.max_radius_px, 2),
-            "seconds": round(report.seconds, 3),
         },
     )
 
 
 def _summary(outcome: Outcome) -> str:
     info = outcome.info
-    embedded = "its embedded depth map, " if info["depth"] == EMBEDDED else ""
     return (
-        f"{embedded}{info['width']}x{info['height']}, focus {info['focus']:.4g}, discs up to "
-        f"{info['max_radius_px']:.0f} px, {info['seconds']:.1f} s"
+        f"{embedded_prefix(info)}{info['width']}x{info['height']}, focus {info['focus']:.4g}, "
+        f"discs up to {info['max_radius_px']:.0f} px, {info['seconds']:.1f} s"
     )

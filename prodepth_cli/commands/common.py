@@ -23,8 +23,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from prodepth_cli.batch import STDIO, Job, Missing, Outcome, report_failures
+from prodepth_cli.batch import STDIO, Job, Missing, Outcome, read_stdin, report_failures
 from prodepth_cli.errors import DISK_FULL, ProdepthError, write_error
+from prodepth_cli.io.depth_map import EMBEDDED
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -104,6 +105,19 @@ DepthMapOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="One JSON object per result on stdout, for scripts.")
 ]
+
+
+def output_option(default: str) -> Any:
+    """The `--output/-o` of a command writing one output per input (str | None, default None),
+    as an `Annotated` alias; `default` ends its help: where the outputs go without it."""
+    return Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file (one input), folder (several), or - for PNG on stdout. " + default,
+        ),
+    ]
 
 
 def guarded(fn: F) -> F:
@@ -220,6 +234,46 @@ def run_batch(
         _stop_batch(outcomes, len(outcomes) - len(missing) - 1, len(jobs))
     if report_failures(outcomes, err_console):
         raise typer.Exit(1)
+
+
+def run_render_job(
+    job: Job,
+    map_missing: bool,
+    render: Callable[[bytes | None], Any],
+    fields: Callable[[Any], dict[str, Any]],
+) -> Outcome:
+    """One image of a render batch (bokeh, stereo). `render` gets the encoded image for a
+    stdin input (else None) and returns its report (width, height, bits, depth,
+    depth_resized_from, seconds); `fields` gives the command's own entries of the outcome from
+    it. `map_missing`: a --depth folder holds no map for this image, an error outcome."""
+    if map_missing:
+        return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
+    try:
+        data = read_stdin() if job.input == STDIO else None
+        report = render(data)
+    except ProdepthError as exc:
+        return Outcome.failed(job, exc)
+    if report.depth_resized_from:  # a warning, not a note: on stderr even with --json or --quiet
+        h, w = report.depth_resized_from
+        note(
+            f"warning: {report.depth} is {w}x{h}, the image {report.width}x{report.height}: "
+            "depth map resized"
+        )
+    info = {
+        "width": report.width,
+        "height": report.height,
+        "bits": report.bits,
+        "depth": report.depth,
+        "depth_resized_from": report.depth_resized_from,
+        **fields(report),
+        "seconds": round(report.seconds, 3),
+    }
+    return Outcome(job, "ok", info=info)
+
+
+def embedded_prefix(info: dict[str, Any]) -> str:
+    """A render summary's opening words where the depth was the map the photograph carries."""
+    return "its embedded depth map, " if info["depth"] == EMBEDDED else ""
 
 
 def _stop_batch(outcomes: list[Outcome], done: int, total: int) -> None:

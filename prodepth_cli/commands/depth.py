@@ -26,6 +26,7 @@ from prodepth_cli.commands.common import (
     WorkersOption,
     fail,
     guarded,
+    output_option,
     run_batch,
 )
 from prodepth_cli.commands.model_options import (
@@ -48,19 +49,15 @@ from prodepth_cli.models.runtime import load_model
 from prodepth_cli.pipeline import DepthOptions, depth_file
 from prodepth_cli.tiling.plan import default_overlap, plan_tiles
 
+OutputOption = output_option(
+    "Default: `<stem>_depth.<ext>` beside each input.",
+)
+
 
 @guarded
 def depth(
     inputs: InputsArgument,
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output file (one input), folder (several), or - for PNG on stdout. "
-            "Default: `<stem>_depth.<ext>` beside each input.",
-        ),
-    ] = None,
+    output: OutputOption = None,
     tile: Annotated[int, typer.Option(help="Tile size in full-resolution pixels.")] = 1024,
     overlap: Annotated[
         int | None,

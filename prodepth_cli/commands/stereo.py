@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs, read_stdin
+from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs
 from prodepth_cli.commands.common import (
     DepthMapOption,
     DeviceOption,
@@ -17,9 +17,11 @@ from prodepth_cli.commands.common import (
     PreferOption,
     QuietOption,
     RecursiveOption,
+    embedded_prefix,
     guarded,
-    note,
+    output_option,
     run_batch,
+    run_render_job,
 )
 from prodepth_cli.commands.model_options import (
     KindOption,
@@ -32,10 +34,9 @@ from prodepth_cli.commands.model_options import (
     suggest_better_model,
 )
 from prodepth_cli.depth_source import ModelDepth
-from prodepth_cli.errors import ProdepthError
 from prodepth_cli.io.photo_stream import check_output_suffix, output_suffix
 from prodepth_cli.stereo.layouts import LAYOUTS
-from prodepth_cli.stereo.render import EMBEDDED, stereo_file
+from prodepth_cli.stereo.render import stereo_file
 from prodepth_cli.stereo.shift import StereoOptions
 
 # The model's input layout (depth's --layout) under another flag: --layout is the pair's here.
@@ -49,20 +50,17 @@ ModelLayoutOption = Annotated[
 ]
 
 
+OutputOption = output_option(
+    "Default: `<stem><tag>.<ext>` beside each input, in the input's format, the tag "
+    "as players expect it: _LRF_Full_SBS, _LR (half-sbs), _TBF_fulltb, _TB (half-tb), "
+    "_RLF_cross, _redcyan.",
+)
+
+
 @guarded
 def stereo(
     inputs: InputsArgument,
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Output file (one input), folder (several), or - for PNG on stdout. "
-            "Default: `<stem><tag>.<ext>` beside each input, in the input's format, the tag "
-            "as players expect it: _LRF_Full_SBS, _LR (half-sbs), _TBF_fulltb, _TB (half-tb), "
-            "_RLF_cross, _redcyan.",
-        ),
-    ] = None,
+    output: OutputOption = None,
     depth: DepthMapOption = None,
     layout: Annotated[
         str,
@@ -154,41 +152,22 @@ def _run_job(
     depth_given: Path | None,
     model_depth: ModelDepth | None,
 ) -> Outcome:
-    if depth_given is not None and depth_map is None:
-        return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
-    try:
-        data = read_stdin() if job.input == STDIO else None
-        report = stereo_file(job.input, job.output, options, depth_map, model_depth, data)
-    except ProdepthError as exc:
-        return Outcome.failed(job, exc)
-    if report.depth_resized_from:  # a warning, not a note: on stderr even with --json or --quiet
-        h, w = report.depth_resized_from
-        note(
-            f"warning: {report.depth} is {w}x{h}, the image {report.width}x{report.height}: "
-            "depth map resized"
-        )
-    return Outcome(
+    return run_render_job(
         job,
-        "ok",
-        info={
-            "width": report.width,
-            "height": report.height,
+        depth_given is not None and depth_map is None,
+        lambda data: stereo_file(job.input, job.output, options, depth_map, model_depth, data),
+        lambda report: {
             "out_width": report.out_width,
             "out_height": report.out_height,
-            "bits": report.bits,
-            "depth": report.depth,
-            "depth_resized_from": report.depth_resized_from,
             "shift_px": [round(v, 2) for v in report.shift_px],
-            "seconds": round(report.seconds, 3),
         },
     )
 
 
 def _summary(outcome: Outcome) -> str:
     info = outcome.info
-    embedded = "its embedded depth map, " if info["depth"] == EMBEDDED else ""
     far, near = info["shift_px"]
     return (
-        f"{embedded}{info['layout']} {info['out_width']}x{info['out_height']}, shift "
+        f"{embedded_prefix(info)}{info['layout']} {info['out_width']}x{info['out_height']}, shift "
         f"{far:+.1f}..{near:+.1f} px, {info['seconds']:.1f} s"
     )

@@ -25,8 +25,10 @@ from prodepth_cli.errors import InputError
 from prodepth_cli.io.gdepth import EmbeddedDepthError, read_embedded_depth
 from prodepth_cli.io.jpeg_xmp import JPEG_START
 from prodepth_cli.io.pfm import pfm_header
+from prodepth_cli.io.read import VIPS_NUMPY_FORMAT, vips_reason
 
 DEPTH_SUFFIXES = (".png", ".tif", ".tiff", ".pfm", ".npy")
+EMBEDDED = "embedded"  # a render's depth name for the map a photograph carries
 
 
 @dataclass(frozen=True)
@@ -344,16 +346,16 @@ class _VipsRows:
         try:
             image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error")
         except pyvips.Error as exc:
-            raise InputError(f"{path}: not a readable {kind} ({_first_line(exc)})") from None
+            raise InputError(f"{path}: not a readable {kind} ({vips_reason(exc)})") from None
         if image.bands != 1:
             raise InputError(
                 f"{path}: a colour image, not a depth map (expected a grey 16-bit PNG, near = "
                 "bright; a --colormap preview cannot be read back)"
             )
-        if image.format not in _NUMPY_FORMAT:
+        if image.format not in VIPS_NUMPY_FORMAT:
             raise InputError(f"{path}: not a depth map (values of type {image.format})")
         self.height, self.width = image.height, image.width
-        self._dtype = np.dtype(_NUMPY_FORMAT[image.format])
+        self._dtype = np.dtype(VIPS_NUMPY_FORMAT[image.format])
         self._region = pyvips.Region.new(image)
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
@@ -361,24 +363,12 @@ class _VipsRows:
             data = self._region.fetch(0, y0, self.width, y1 - y0)
         except pyvips.Error as exc:
             raise InputError(
-                f"{self._path}: truncated or corrupt depth map ({_first_line(exc)})"
+                f"{self._path}: truncated or corrupt depth map ({vips_reason(exc)})"
             ) from None
         return np.frombuffer(data, self._dtype).reshape(y1 - y0, self.width)
 
     def close(self) -> None:
         """Nothing to release: libvips frees the image with the object."""
-
-
-_NUMPY_FORMAT = {
-    "uchar": "u1",
-    "char": "i1",
-    "ushort": "<u2",
-    "short": "<i2",
-    "uint": "<u4",
-    "int": "<i4",
-    "float": "<f4",
-    "double": "<f8",
-}
 
 
 def _finite_range(reader: MapRows, name: str) -> tuple[float, float, float]:
@@ -421,8 +411,3 @@ def _check_dtype(path: Path, dtype: np.dtype) -> None:
     """InputError unless `dtype` holds real numbers."""
     if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
         raise InputError(f"{path}: not a depth map (values of type {dtype})")
-
-
-def _first_line(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[-1] if lines else exc.__class__.__name__

@@ -24,7 +24,7 @@ import tifffile
 
 from prodepth_cli.errors import OutputError, write_error
 from prodepth_cli.io.metadata import blob_field, exif_camera_tags, tiff_tags, upright_exif
-from prodepth_cli.io.read import ImageSource
+from prodepth_cli.io.read import ImageSource, vips_reason
 from prodepth_cli.io.scratch import rows_per_strip
 from prodepth_cli.io.write import atomic_output
 
@@ -237,11 +237,6 @@ def _encode_with_vips(
         except pyvips.Error as exc:
             if failure:
                 raise failure[0] from None
-            raise OutputError(f"{name}: cannot write ({_first_line(exc)})") from None
+            raise OutputError(f"{name}: cannot write ({vips_reason(exc)})") from None
         if failure:
             raise failure[0]
-
-
-def _first_line(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[-1] if lines else exc.__class__.__name__

@@ -32,7 +32,8 @@ _FULL_SCALE = {
     "uint": 4294967295.0,
     "int": 2147483647.0,
 }
-_NUMPY_FORMAT = {
+# The numpy dtype of each libvips band format, to view a fetched region as an array.
+VIPS_NUMPY_FORMAT = {
     "uchar": "u1",
     "char": "i1",
     "ushort": "<u2",
@@ -57,7 +58,7 @@ class ImageSource:
     def __post_init__(self) -> None:
         # One region over one pipeline: its reads share the sequential decoder's position.
         self._region = pyvips.Region.new(self.image)
-        self.dtype = np.dtype(_NUMPY_FORMAT[self.image.format])
+        self.dtype = np.dtype(VIPS_NUMPY_FORMAT[self.image.format])
         # Rows fetched together: a few MB; libvips is very slow at fetches under 8 rows.
         self.strip_rows = max(8, rows_per_strip(self.width * 3 * self.dtype.itemsize))
 
@@ -83,7 +84,7 @@ class ImageSource:
             data = self._region.fetch(0, y0, self.width, y1 - y0)
         except pyvips.Error as exc:
             raise InputError(
-                f"{self.name}: truncated or corrupt image (rows {y0}-{y1}: {_first_line(exc)})"
+                f"{self.name}: truncated or corrupt image (rows {y0}-{y1}: {vips_reason(exc)})"
             ) from None
         return np.frombuffer(data, self.dtype).reshape(y1 - y0, self.width, 3)
 
@@ -152,12 +153,12 @@ def read_thumbnail(path: str | Path, data: bytes | None, max_side: int) -> np.nd
         else:
             thumb = pyvips.Image.thumbnail_buffer(data, max_side, height=max_side, size="down")
     except pyvips.Error as exc:
-        raise InputError(f"{name}: not a readable image ({_first_line(exc)})") from None
+        raise InputError(f"{name}: not a readable image ({vips_reason(exc)})") from None
     image, full_scale = _as_srgb(thumb, name)
     try:
         return to_unit_rgb(image.numpy(), full_scale)
     except pyvips.Error as exc:
-        raise InputError(f"{name}: truncated or corrupt image ({_first_line(exc)})") from None
+        raise InputError(f"{name}: truncated or corrupt image ({vips_reason(exc)})") from None
 
 
 class WindowReader:
@@ -208,7 +209,7 @@ def _load(name: str, data: bytes | None, access: str) -> pyvips.Image:
             return pyvips.Image.new_from_file(name, access=access, fail_on="error")
         return pyvips.Image.new_from_buffer(data, "", access=access, fail_on="error")
     except pyvips.Error as exc:
-        raise InputError(f"{name}: not a readable image ({_first_line(exc)})") from None
+        raise InputError(f"{name}: not a readable image ({vips_reason(exc)})") from None
 
 
 def _orientation(image: pyvips.Image) -> int:
@@ -230,7 +231,7 @@ def _as_srgb(image: pyvips.Image, name: str) -> tuple[pyvips.Image, float]:
         elif image.bands != 3:
             image = image.extract_band(0, n=3)
     except pyvips.Error as exc:
-        raise InputError(f"{name}: unsupported colour layout ({_first_line(exc)})") from None
+        raise InputError(f"{name}: unsupported colour layout ({vips_reason(exc)})") from None
     fmt = image.format
     if fmt in ("float", "double"):
         return image, 1.0
@@ -249,7 +250,8 @@ def to_unit_rgb(pixels: np.ndarray, full_scale: float) -> np.ndarray:
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
-def _first_line(exc: Exception) -> str:
+def vips_reason(exc: Exception) -> str:
+    """The reason a libvips error gives, one line, for an error message."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     # pyvips puts its own summary first and the loader's reason after it.
     return lines[-1] if lines else exc.__class__.__name__

@@ -23,7 +23,13 @@ import numpy as np
 
 from prodepth_cli.depth_source import ModelDepth
 from prodepth_cli.errors import OptionError
-from prodepth_cli.io.depth_map import ArrayRows, DepthRows, embedded_disparity, open_map_file
+from prodepth_cli.io.depth_map import (
+    EMBEDDED,
+    ArrayRows,
+    DepthRows,
+    embedded_disparity,
+    open_map_file,
+)
 from prodepth_cli.io.photo_stream import PhotoMeta, photo_meta, write_rows
 from prodepth_cli.io.read import open_image, to_unit_rgb
 from prodepth_cli.stereo.layouts import STACKED, output_hw, pack_band, stacked_band
@@ -35,7 +41,6 @@ from prodepth_cli.stereo.shift import (
 )
 from prodepth_cli.stereo.warp import synthesise_view
 
-EMBEDDED = "embedded"  # the depth map a photograph carries
 # A band's float RGB rows. Small, so that the warp's temporaries (a few times this) stay under
 # the 1 MB mmap threshold the CLI pins (heap.py) and come from the heap: at 2 MB each took a
 # fresh zeroed mapping per band and 12 MP took 3.2 s instead of 1.8 s (bench_stereo.py).

@@ -216,20 +216,27 @@ def _read_folder(folder: Path, files: tuple[Path, ...]) -> Iterator[np.ndarray]:
         yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def rgb_frames(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
+    """The frames `cap` decodes from where it stands to the first it cannot, each `(H, W, 3)`
+    uint8 RGB (grey frames get three equal channels)."""
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            return
+        if bgr.ndim == 2:
+            bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def _read_video(path: Path) -> Iterator[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
             raise InputError(f"{path}: not a video OpenCV can decode")
         count = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if frame.ndim == 2:
-                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        for frame in rgb_frames(cap):
             count += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            yield frame
     finally:
         cap.release()
     if not count:

@@ -13,7 +13,7 @@ import numpy as np
 
 from prodepth_cli.errors import InputError
 from prodepth_cli.io.read import open_image
-from prodepth_cli.video.frames import IMAGE_SUFFIXES
+from prodepth_cli.video.frames import IMAGE_SUFFIXES, rgb_frames
 
 FOLDER_FPS = 10.0  # a folder of frames has no frame rate of its own
 _FALLBACK_FPS = 25.0  # a video whose header gives no usable rate
@@ -98,13 +98,8 @@ class FrameStream:
         cap = _open_video(self.path)
         try:
             index = 0
-            while True:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                if bgr.ndim == 2:
-                    bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-                yield Frame(index, self.name(index), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            for rgb in rgb_frames(cap):
+                yield Frame(index, self.name(index), rgb)
                 index += 1
         finally:
             cap.release()
