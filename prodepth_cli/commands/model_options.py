@@ -13,7 +13,7 @@ import typer
 from prodepth_cli.commands.common import err_console, note, progress_bar
 from prodepth_cli.errors import OptionError
 from prodepth_cli.models import hub
-from prodepth_cli.models.runtime import DepthModel, load_model, shipped_model_path
+from prodepth_cli.models.runtime import DepthModel, load_model
 
 SUGGESTED_MODEL = "depth-anything-v2-small"  # what a user of the shipped model should try
 
@@ -165,7 +165,7 @@ def suggest_better_model(loaded: DepthModel, model: str | Path | None, quiet: bo
     better is installed): say which catalog model draws far better depth and how to get it."""
     if model is not None or os.environ.get("PRODEPTH_MODEL") or quiet:
         return
-    if not err_console.is_terminal or loaded.tile_net.path.resolve() != shipped_model_path():
+    if not err_console.is_terminal or not loaded.is_shipped:
         return
     from prodepth_cli.models import catalog
 

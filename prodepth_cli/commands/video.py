@@ -28,7 +28,7 @@ from prodepth_cli.commands.model_options import (
     spec_overrides,
     suggest_better_model,
 )
-from prodepth_cli.models.runtime import DepthModel, shipped_model_path
+from prodepth_cli.models.runtime import DepthModel
 from prodepth_cli.torch_device import TORCH_DEVICES, onnx_device
 
 VideoDeviceOption = Annotated[
@@ -172,8 +172,7 @@ def video(
 
     # The shipped model teaches the fit worse than the fit learns from its own coarse
     # network (docs/video.md): it teaches only when asked for by name.
-    shipped = depth_model.tile_net.path.resolve() == shipped_model_path()
-    teacher = depth_model if model is not None or not shipped else None
+    teacher = depth_model if model is not None or not depth_model.is_shipped else None
 
     options = VideoOptions(
         steps=steps,

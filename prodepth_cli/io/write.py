@@ -205,7 +205,7 @@ class DepthScratch:
     def levels(self, top: float, dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
         """A function mapping strips of this map to integer levels 0..`top` of its range
         (near = `top`), as a new array: encoders run it on their worker threads."""
-        return _levels(self.range, top, dtype)
+        return level_mapper(self.range, top, dtype)
 
 
 class DepthArray:
@@ -241,7 +241,7 @@ class DepthArray:
 
     def levels(self, top: float, dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
         """See `DepthScratch.levels`; values outside `range` are clipped."""
-        return _levels(self.range, top, dtype)
+        return level_mapper(self.range, top, dtype)
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -253,7 +253,7 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _levels(
+def level_mapper(
     lo_hi: tuple[float, float], top: float, dtype: np.dtype
 ) -> Callable[[np.ndarray], np.ndarray]:
     """A function mapping float strips to integer levels 0..`top` over `lo_hi` (near =

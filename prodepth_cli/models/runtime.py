@@ -220,6 +220,11 @@ class DepthModel:
         return self.tile_net.spec.is_refiner
 
     @property
+    def is_shipped(self) -> bool:
+        """It is the offline model in models/ (`--model prodepth`), whatever it was named."""
+        return self.tile_net.path.resolve() == shipped_model_path()
+
+    @property
     def is_metric(self) -> bool:
         """Its disparity is 1/metres (and float outputs carry metres)."""
         return self.tile_net.spec.is_metric
@@ -365,7 +370,7 @@ def load_network(
         raise ModelError(f"{path}: no such model file")
     chain = providers.candidates(device)
     failures: list[str] = []
-    on_cpu = None  # a session onnxruntime put on the CPU when the accelerator did not load
+    on_cpu = None  # a CPU session made while an accelerator failed to load
     for accel in chain:
         try:
             net = _network(path, accel, overrides, catalog_spec, threads, on_cpu)
@@ -389,8 +394,8 @@ def load_network(
 
 
 class AcceleratorError(ModelError):
-    """An accelerator listed by onnxruntime that did not load; `session` is what onnxruntime
-    made instead on the CPU, when it made one (reused, not loaded twice)."""
+    """An accelerator listed by onnxruntime that did not load; `session` is the CPU session
+    made instead, when one was (reused by the CPU's turn, not loaded twice)."""
 
     def __init__(self, message: str, session: ort.InferenceSession | None = None):
         super().__init__(message)
@@ -485,20 +490,14 @@ def _session(
         with _quiet_ort_logs(enabled=len(chain) > 1):
             session = ort.InferenceSession(str(path), options, providers=chain)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        if accel.device != "cpu" and path.is_file() and _loads_on_cpu(path):
-            raise AcceleratorError(f"{accel.title} could not run it ({first_line(exc)})") from None
+        if accel.device != "cpu":  # the file, or the accelerator? The CPU tells (ModelError)
+            on_cpu = _session(path, providers.ACCELERATORS["cpu"], threads, dims)
+            message = f"{accel.title} could not run it ({first_line(exc)})"
+            raise AcceleratorError(message, on_cpu) from None
         raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from None
     if session.get_providers()[0] != accel.provider:
         raise AcceleratorError(f"{accel.title} did not load ({_why_not(accel)})", session)
     return session
-
-
-def _loads_on_cpu(path: Path) -> bool:
-    try:
-        ort.InferenceSession(str(path), providers=[providers.CPU])
-    except Exception:  # the file itself is bad, not the accelerator
-        return False
-    return True
 
 
 def _why_not(accel: providers.Accelerator) -> str:

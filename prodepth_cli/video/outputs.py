@@ -15,7 +15,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from prodepth_cli.errors import OptionError, OutputError
-from prodepth_cli.io.write import FORMATS, DepthArray, atomic_output, write_depth
+from prodepth_cli.io.write import FORMATS, DepthArray, atomic_output, level_mapper, write_depth
 
 # One normalisation for the whole clip (not per frame, which would flicker): these
 # percentiles of all frames' disparity map to 0 and 65535.
@@ -36,11 +36,6 @@ def clip_range(disparity: np.ndarray) -> tuple[float, float]:
     """`(lo, hi)` disparity mapped to black and white for every frame of the clip."""
     lo, hi = np.percentile(disparity, _RANGE_PERCENTILES)
     return float(lo), float(max(hi, lo + 1e-12))
-
-
-def to_levels(disparity: np.ndarray, lo: float, hi: float, top: int) -> np.ndarray:
-    """`(h, w)` disparity -> integer levels 0..`top` (near = `top`), clipped to [lo, hi]."""
-    return np.clip((disparity - lo) / (hi - lo) * top + 0.5, 0, top)
 
 
 def _resized(disparity: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -169,7 +164,7 @@ class PreviewWriter:
 
     def add(self, disparity: np.ndarray, lo: float, hi: float) -> None:
         """One frame: `(h, w)` disparity (resized to `size`), `[lo, hi]` the clip's range."""
-        levels = to_levels(_resized(disparity, self.size), lo, hi, 255).astype(np.uint8)
+        levels = level_mapper((lo, hi), 255, np.uint8)(_resized(disparity, self.size))
         if any(self._pad):
             levels = cv2.copyMakeBorder(
                 levels, 0, self._pad[1], 0, self._pad[0], cv2.BORDER_REPLICATE
