@@ -18,7 +18,10 @@ Models: `--model prodepth` (the shipped one, real weights) and `--model standin`
 Anything V2 architecture with random weights, built here: mechanics, not quality).
 
     python benchmarks/bench_video_consistency.py [--model prodepth|standin|PATH]
-        [--fit-steps 300] [--no-fit] [--davis]
+        [--fit-steps 500] [--no-fit] [--davis] [--maps video-<clip>-<mode>.npz ...]
+
+`--maps` scores a fit a GPU lease brought back (`scripts/gpu_session.py --video-fit`), its
+maps written as `prodepth video` writes them, instead of running the fit here.
 """
 
 from __future__ import annotations
@@ -158,6 +161,18 @@ def video_run(model, clip: Path, out: Path, **options) -> float:
     return time.perf_counter() - start
 
 
+def returned_fit(path: Path, names: list[str], size: tuple[int, int], out: Path) -> None:
+    """The disparity of a fit a GPU lease returned (`video-<clip>-<mode>.npz`, `(N, h, w)`
+    at the fitting size) written into `out` as `prodepth video` writes it, at `size` (W, H)."""
+    from prodepth_cli.video.outputs import write_depth_frames
+
+    with np.load(path) as z:
+        disparity, returned = z["disparity"].astype(np.float32), [str(n) for n in z["names"]]
+    if returned != names:
+        raise SystemExit(f"{path}: maps of {len(returned)} frames, the clip has {len(names)}")
+    write_depth_frames(disparity, names, out, size)
+
+
 def load(which: str, folder: Path):
     from prodepth_cli.models.runtime import load_model
 
@@ -183,14 +198,22 @@ def read_frames(clip: Path) -> tuple[list[np.ndarray], list[str]]:
     return frames, [f"{i:06d}" for i in range(len(frames))]
 
 
+def per_frame(seconds: float | None, frames: list) -> str:
+    """The s/frame column: '-' for maps timed elsewhere."""
+    return f"{'-':>9}" if seconds is None else f"{seconds / len(frames):>9.2f}"
+
+
 def main() -> None:
     from prodepth_cli.video.consistency import clip_jitter
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="prodepth", help="prodepth, standin or a path")
-    parser.add_argument("--fit-steps", type=int, default=300)
+    parser.add_argument("--fit-steps", type=int, default=500)
     parser.add_argument("--no-fit", action="store_true", help="leave the fit out (slow)")
     parser.add_argument("--davis", action="store_true", help="the DAVIS clip instead of KITTI")
+    parser.add_argument(
+        "--maps", type=Path, action="append", help="a GPU lease's fit to score instead of fitting"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     clip = DAVIS if args.davis else KITTI / "image_l"
@@ -201,12 +224,15 @@ def main() -> None:
     frames, names = read_frames(clip)
     runs = {"frame by frame": frame_by_frame(model, frames, work / "per_frame", names)}
     runs["--fast"] = video_run(model, clip, work / "fast", fast=True)
-    if not args.no_fit:
+    folders = {"frame by frame": "per_frame", "--fast": "fast"}
+    for path in args.maps or []:  # timed on the GPU: its video.json holds the seconds
+        returned_fit(path, names, frames[0].shape[1::-1], work / path.stem)
+        runs[path.stem], folders[path.stem] = None, path.stem
+    if not args.no_fit and not args.maps:
         extra = {} if args.davis else {"calib": str(KITTI / "calib.txt")}
-        runs[f"fit, {args.fit_steps} steps"] = video_run(
-            model, clip, work / "fit", steps=args.fit_steps, **extra
-        )
-    folders = dict(zip(runs, ["per_frame", "fast", "fit"], strict=False))
+        label = f"fit, {args.fit_steps} steps"
+        runs[label] = video_run(model, clip, work / "fit", steps=args.fit_steps, **extra)
+        folders[label] = "fit"
     print(
         f"{clip.name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
         f"model {model.name}"
@@ -215,7 +241,7 @@ def main() -> None:
         print(f"{'method':<24}{'jitter':>9}{'s/frame':>9}")
         for label, seconds in runs.items():
             maps = written_levels(work / folders[label], names)
-            print(f"{label:<24}{clip_jitter(maps, frames):>9.4f}{seconds / len(frames):>9.2f}")
+            print(f"{label:<24}{clip_jitter(maps, frames):>9.4f}{per_frame(seconds, frames)}")
         return
     k, baseline, poses = kitti_geometry()
     stereo = [stereo_disparity(f"{n}.png") for n in names]
@@ -226,7 +252,7 @@ def main() -> None:
             f"{label:<24}{clip_jitter(maps, frames):>9.4f}"
             f"{temporal_alignment_error(maps, stereo, k, baseline, poses):>9.3f}"
             f"{rank_correlation(maps, {i: stereo[i] for i in RHO_FRAMES}):>9.3f}"
-            f"{seconds / len(frames):>9.2f}"
+            f"{per_frame(seconds, frames)}"
         )
     truth = [np.where(s > 0, s, 0) for s in stereo]
     print(

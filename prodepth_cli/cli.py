@@ -10,6 +10,7 @@ from prodepth_cli.commands.doctor import doctor
 from prodepth_cli.commands.eval import eval_command
 from prodepth_cli.commands.export import export
 from prodepth_cli.commands.models import app as models_app
+from prodepth_cli.commands.parallax import parallax
 from prodepth_cli.commands.stereo import stereo
 from prodepth_cli.commands.train import train
 from prodepth_cli.commands.video import video
@@ -34,6 +35,7 @@ app.command("depth")(depth)
 app.add_typer(models_app, name="models")
 app.command("bokeh")(bokeh)
 app.command("stereo")(stereo)
+app.command("parallax")(parallax)
 app.command("eval")(eval_command)
 app.command("train")(train)
 app.command("export")(export)

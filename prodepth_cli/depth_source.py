@@ -1,25 +1,34 @@
-"""The depth pipeline as the depth source of a render (bokeh, stereo) given no depth map.
+"""The depth pipeline as the depth source of a render (bokeh, stereo, parallax) given no
+depth map.
 
 `ModelDepth` holds one loaded model: called with pixels it returns their map in memory
 (bokeh renders whole images); `rows` runs the pipeline on a file and hands the map out a band
 of rows at a time from its scratch file (stereo renders in bands, whatever the size).
+`photo_depth` picks a whole-image render's map: the one given, else the one the photograph
+carries, else the model's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from prodepth_cli.io.depth_map import DepthRows
+from prodepth_cli.errors import OptionError
+from prodepth_cli.io.depth_map import (
+    EMBEDDED,
+    DepthRows,
+    read_depth_map,
+    read_embedded_depth_map,
+)
 
 if TYPE_CHECKING:  # the pipeline (onnxruntime) is imported when a map is first made
     from prodepth_cli.models.runtime import DepthModel
-    from prodepth_cli.pipeline import DepthOptions
+    from prodepth_cli.pipeline import DepthOptions, TileCallback
 
 
 @dataclass
@@ -46,14 +55,24 @@ class ModelDepth:
         return depth_array(rgb_uint8, self.model, self._options())
 
     @contextmanager
-    def rows(self, src: str | Path, data: bytes | None = None) -> Iterator[DepthRows]:
+    def rows(
+        self,
+        src: str | Path,
+        data: bytes | None = None,
+        on_start: Callable[[int], None] | None = None,
+        on_tiles: TileCallback | None = None,
+    ) -> Iterator[DepthRows]:
         """The map of the image file `src` (or its encoded `data`) as `DepthRows`, read from
-        the pipeline's scratch file on disk while the context lasts."""
+        the pipeline's scratch file on disk while the context lasts. `on_start(n_tiles)` and
+        `on_tiles(n_done)` report progress as `pipeline.depth_file`'s do."""
         from prodepth_cli.io.read import open_stream
-        from prodepth_cli.pipeline import blended_map
+        from prodepth_cli.pipeline import blended_map, tile_count
 
+        options = self._options()
         image = open_stream(src, data)
-        with closing(image), blended_map(image, self.model, self._options()) as scratch:
+        if on_start:
+            on_start(tile_count(image.height, image.width, options))
+        with closing(image), blended_map(image, self.model, options, on_tiles) as scratch:
             lo, hi = scratch.range  # settles the scratch: its rows are all on disk
             hw = (scratch.height, scratch.width)
             reader = _ScratchRows(scratch.array, hw)
@@ -73,3 +92,46 @@ class _ScratchRows:
 
     def close(self) -> None:
         """The scratch file is the pipeline's to close."""
+
+
+class DepthSource(Protocol):
+    """Where depth comes from when no map is given: `(H, W, 3)` pixels -> `(H, W)` disparity
+    (a `ModelDepth`, or a stand-in in tests)."""
+
+    name: str
+
+    def __call__(self, rgb_uint8: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PhotoDepth:
+    """A photograph's disparity `(H, W)` float32 (larger = nearer) at its size; `name` the
+    map's path, "embedded" or "model:<name>"; `resized_from` the given map's stored (h, w)
+    where it was resized, else None."""
+
+    disparity: np.ndarray
+    name: str
+    resized_from: tuple[int, int] | None = None
+
+
+def photo_depth(
+    src: str | Path,
+    data: bytes | None,
+    hw: tuple[int, int],
+    depth_path: str | Path | None,
+    source: DepthSource | None,
+    pixels: Callable[[], np.ndarray],
+) -> PhotoDepth:
+    """The depth of the photograph `src` (or its encoded `data`) at `hw` (H, W): the map at
+    `depth_path`, else the one it carries (GDepth), else `source` run on `pixels()` (its
+    `(H, W, 3)` pixels, asked for only then). OptionError when there is none."""
+    if depth_path is not None:
+        fitted = read_depth_map(depth_path, hw)
+        resized_from = fitted.source_hw if fitted.resized else None
+        return PhotoDepth(fitted.disparity, str(depth_path), resized_from)
+    embedded = read_embedded_depth_map(src, data, hw)
+    if embedded is not None:
+        return PhotoDepth(embedded.disparity, EMBEDDED)
+    if source is None:
+        raise OptionError("no depth: pass --depth or a depth model")
+    return PhotoDepth(source(pixels()), f"model:{source.name}")

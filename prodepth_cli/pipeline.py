@@ -387,6 +387,11 @@ def depth_file(
     )
 
 
+def tile_count(height: int, width: int, options: DepthOptions = DepthOptions()) -> int:
+    """How many tiles the pipeline runs on a `height` x `width` image (progress totals)."""
+    return len(plan_tiles(height, width, options.tile, options.overlap).tiles)
+
+
 @contextmanager
 def blended_map(
     image: ImageSource | TiledTiff,

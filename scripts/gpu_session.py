@@ -19,28 +19,77 @@ the coarse pass on onnxruntime's CPU provider, as the pipeline's coarse pass run
 refiner comes back as `refiner-on.pt` and exported, `refiner-on.onnx`, its spec naming the
 coarse model (a catalog file by its catalog name).
 
-It calls the trainer directly rather than the `prodepth` command, whose photo I/O needs
-libvips, which the GPU image lacks.
+With `--video-fit [CLIP ...]`, the lease fits `prodepth video`'s depth and pose networks
+to each clip `scripts/video_bundle.py` bundled (frames, the shipped model's teacher maps and
+intrinsics, made on the CPU machine): the teacher-driven fit (`TAUGHT_STEPS`, or
+`--video-steps`), then the cold one (`COLD_STEPS`, or `--video-cold-steps`), each timed; the
+fused disparity and camera motions come back as `video-<clip>-<teacher|cold>.npz`, with the
+times in `video.json`, to score here (`benchmarks/bench_video_consistency.py --maps`).
+
+It calls the trainer and the fit directly rather than the `prodepth` command, whose photo and
+video I/O needs libvips and PyAV, which the GPU image lacks; the library's I/O modules still
+import them, so absent ones are stood in for by modules that fail only when used.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# Imported by the library's photo and video I/O, absent from the GPU image; nothing a lease
+# runs uses them (isal: PNG deflate, imagecodecs: tiled TIFF).
+PHOTO_IO_MODULES = ("av", "pyvips", "imagecodecs", "isal", "isal.isal_zlib")
+
+
+class _Absent(types.ModuleType):
+    """A module this machine lacks: importing it succeeds, using it raises."""
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise ModuleNotFoundError(f"{self.__name__} is not installed here ({attr} asked for)")
+
+
+def stand_in_for_photo_io() -> list[str]:
+    """Put an `_Absent` module in `sys.modules` for each of PHOTO_IO_MODULES not installed,
+    so that the library imports; returns their names."""
+    absent = []
+    for name in PHOTO_IO_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ImportError:  # its parent package is absent
+            found = False
+        if not found:
+            module = sys.modules[name] = _Absent(name)
+            parent, _, child = name.rpartition(".")
+            if parent:
+                setattr(sys.modules[parent], child, module)
+            absent.append(name)
+    return absent
+
+
+ABSENT = stand_in_for_photo_io()
+
 from prodepth_cli.training.config import make_config, read_config_file  # noqa: E402
 from prodepth_cli.training.loop import run_training  # noqa: E402
 
+if TYPE_CHECKING:
+    from video_bundle import BundledClip
+
 HED_TRUNK_FILE = "hed_trunk_fp16.h5"  # written by scripts/gpu_bundle.sh (nets/hed.save_trunk)
+VIDEO_FOLDER = "video"  # <clip>.npz, written by scripts/video_bundle.py
 
 # small enough for a CPU dry run of the whole flow in seconds
 TINY = {
@@ -48,7 +97,13 @@ TINY = {
     "refiner": dict(
         batch=1, workers=1, patch=64, overlap=16, image_side=128, val_synthetic=1, val_every=1
     ),
+    "video": dict(frames=8, steps=2),  # each clip's first frames, steps of either fit
 }
+
+
+def bundle_data() -> Path:
+    """The data the lease carries (`scripts/gpu_bundle.sh`'s .gpu_data, or $PRODEPTH_DATA)."""
+    return Path(os.environ.get("PRODEPTH_DATA", ROOT / ".gpu_data"))
 
 
 def run_logged(cfg, folder: Path, log_path: Path, device: str, resume: bool = False):
@@ -101,7 +156,7 @@ def continue_run(
 def continue_runs(args: argparse.Namespace, runs: Path, out: Path) -> None:
     """The accumulating HED-trunk coarse run, then the refiner on the shipped coarse model."""
     source = args.checkpoints or ROOT / "checkpoints"
-    trunk = Path(os.environ.get("PRODEPTH_DATA", ROOT / ".gpu_data")) / HED_TRUNK_FILE
+    trunk = bundle_data() / HED_TRUNK_FILE
     arch = {"start": "hed", "weights": str(args.hed_weights or trunk)}
     steps, device, tiny = args.coarse_steps, args.device, args.tiny
     continue_run(source / "coarse-hed", steps, device, runs, out, tiny, arch=arch)
@@ -121,6 +176,106 @@ def refiner_on(model: Path, args: argparse.Namespace, runs: Path, out: Path) -> 
     print(f"refiner-on: {result.onnx_path} and {result.spec_path}", flush=True)
 
 
+def fit_clip(
+    bundled: BundledClip, steps: int, taught: bool, device: str, work: Path, target: Path
+) -> dict:
+    """Fit `bundled` (a `video_bundle.BundledClip`) for `steps` steps, with its teacher maps
+    or cold, its checkpoints in the empty folder `work`. The fused disparity `(N, h, w)`
+    float16 (the fit's scale, larger = nearer), the camera motions `(N-1, 4, 4)` T_i_to_i+1
+    and the losses go to `target` (.npz). Returns the fit's record: `seconds` the whole fit
+    (networks built, start, steps, temporal fusion), `loop_seconds` from the first step's
+    end to the last's, `seconds_per_step` the median step (None for a single step)."""
+    import numpy as np
+
+    from prodepth_cli.video.coarse_weights import default_coarse_onnx
+    from prodepth_cli.video.fit import default_config, fit_video
+
+    ends: list[float] = []  # each step's end (the loss read back: CUDA has finished it)
+
+    def on_step(step: int, total: int, loss: float, stage: str) -> None:
+        ends.append(time.perf_counter())
+        if step == total or step % 100 == 0:
+            print(f"  {target.stem}: step {step}/{total} loss {loss:.4f} ({stage})", flush=True)
+
+    clip, config = bundled.clip, default_config(taught, steps)
+    teacher = bundled.teacher if taught else None
+    checkpoint, coarse = work / "checkpoint.pt", default_coarse_onnx()
+    fit = fit_video(
+        clip, bundled.intrinsics, checkpoint, coarse, config, None, device, on_step, teacher
+    )
+    np.savez_compressed(
+        target,
+        disparity=fit.disparity.astype(np.float16),
+        motions=fit.steps,
+        losses=np.array(fit.losses, np.float32),
+        names=np.array(clip.names),
+    )
+    gaps = np.diff(ends)
+    return {
+        "steps": fit.steps_run,
+        "seconds": round(fit.seconds, 2),
+        "loop_seconds": round(float(ends[-1] - ends[0]), 2) if ends else 0.0,
+        "seconds_per_step": round(float(np.median(gaps)), 4) if len(gaps) else None,
+        "final_loss": round(float(np.mean(fit.losses[-20:])), 5) if fit.losses else None,
+        "masks": fit.mask_source,
+        "file": target.name,
+    }
+
+
+def video_fits(args: argparse.Namespace, out: Path) -> None:
+    """The teacher-driven and the cold fit of each bundled clip; `video.json` sums them up
+    (rewritten after each fit, so a lease cut short still brings back what it finished)."""
+    import tempfile
+
+    import torch
+    from video_bundle import load_bundle
+
+    from prodepth_cli.video.fit import COLD_STEPS, TAUGHT_STEPS
+
+    folder = bundle_data() / VIDEO_FOLDER
+    names = args.video_fit or sorted(p.stem for p in folder.glob("*.npz"))
+    missing = [n for n in names if not (folder / f"{n}.npz").exists()]
+    if not names or missing:
+        raise SystemExit(f"{folder}: no bundled {' '.join(missing) or 'clips'}; run gpu_bundle.sh")
+    tiny = TINY["video"] if args.tiny else None
+    taught_steps = args.video_steps or (tiny["steps"] if tiny else TAUGHT_STEPS)
+    cold_steps = args.video_cold_steps or (tiny["steps"] if tiny else COLD_STEPS)
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
+    summary = {"device": args.device, "gpu": gpu, "torch": torch.__version__, "clips": {}}
+    for name in names:
+        bundled = load_bundle(folder / f"{name}.npz")
+        if tiny:
+            bundled = first_frames(bundled, tiny["frames"])
+        clip = bundled.clip
+        record = summary["clips"][name] = {
+            "frames": len(clip),
+            "fit_size": list(clip.size),
+            "original_size": [clip.width, clip.height],
+            "intrinsics": bundled.intrinsics_origin,
+        }
+        for mode, steps in (("teacher", taught_steps), ("cold", cold_steps)):
+            target = out / f"video-{name}-{mode}.npz"
+            with tempfile.TemporaryDirectory(prefix="video_fit_") as work:  # its checkpoints
+                taught = mode == "teacher"
+                record[mode] = fit_clip(bundled, steps, taught, args.device, Path(work), target)
+            (out / "video.json").write_text(json.dumps(summary, indent=2))
+            fit = record[mode]
+            print(
+                f"{name} {mode}: {fit['steps']} steps in {fit['seconds']:.1f} s "
+                f"({fit['seconds_per_step']} s/step)",
+                flush=True,
+            )
+
+
+def first_frames(bundled: BundledClip, n: int) -> BundledClip:
+    """`bundled` cut to its first `n` frames (a dry run)."""
+    from dataclasses import replace
+
+    clip = bundled.clip
+    short = replace(clip, rgb=clip.rgb[:n], names=clip.names[:n])
+    return replace(bundled, clip=short, teacher=bundled.teacher[:n])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coarse-steps", type=int, default=1500)
@@ -132,11 +287,26 @@ def main() -> None:
     ap.add_argument("--hed-weights", type=Path, help="HED trunk .h5 (default: the bundle's).")
     ap.add_argument("--coarse-model", type=Path, help="Refiner's coarse ONNX (default: shipped).")
     ap.add_argument("--refiner-on", type=Path, help="Train a refiner on this ONNX model alone.")
+    ap.add_argument(
+        "--video-fit",
+        nargs="*",
+        metavar="CLIP",
+        help="Fit the video depth to these bundled clips (none named: every one), with the "
+        "teacher and cold.",
+    )
+    ap.add_argument("--video-steps", type=int, help="Teacher-driven fit's steps (default 300).")
+    ap.add_argument("--video-cold-steps", type=int, help="Cold fit's steps (default 1500).")
     args = ap.parse_args()
     out = Path(os.environ.get("OUT", ROOT / "runs" / "gpu_session"))
     out.mkdir(parents=True, exist_ok=True)
     runs = ROOT / "runs" / "gpu_session_work"
     start = time.time()
+    if ABSENT:
+        print(f"not installed here, stood in for: {', '.join(ABSENT)}", flush=True)
+    if args.video_fit is not None:
+        video_fits(args, out)
+        print(f"session: {time.time() - start:.0f} s", flush=True)
+        return
     if args.refiner_on:
         refiner_on(args.refiner_on, args, runs, out)
         print(f"session: {time.time() - start:.0f} s", flush=True)

@@ -8,9 +8,7 @@ errno) once the disk is "full"; where this runs as root, one test also fills a r
 
 from __future__ import annotations
 
-import builtins
 import errno
-import io
 import os
 import shutil
 import subprocess
@@ -32,53 +30,9 @@ from prodepth_cli.io.scratch import ScratchArray
 from prodepth_cli.models import hub
 from prodepth_cli.training.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import scene_image
+from tests.fake_disk import FakeDisk
 
 runner = CliRunner()
-
-
-class _FailingWrites:
-    """A file whose writes fail with `errno`, as on a full disk; the rest is the real file."""
-
-    def __init__(self, file, errno_: int):
-        self._file, self._errno = file, errno_
-
-    def write(self, data) -> int:
-        raise OSError(self._errno, os.strerror(self._errno))
-
-    def __getattr__(self, name: str):
-        return getattr(self._file, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._file.close()
-
-
-class FakeDisk:
-    """The disk under `folder`: the first `fit` files opened for writing there are written,
-    every later one fails at its first write with `errno_` (ENOSPC: full)."""
-
-    def __init__(self, folder: Path, fit: int = 0, errno_: int = errno.ENOSPC):
-        self.folder, self.fit, self.errno = folder.resolve(), fit, errno_
-        self.opened: list[Path] = []
-
-    def install(self, monkeypatch) -> FakeDisk:
-        real_open = builtins.open
-
-        def fake_open(file, mode="r", *args, **kwargs):
-            f = real_open(file, mode, *args, **kwargs)
-            if isinstance(file, str | os.PathLike) and any(c in mode for c in "wax+"):
-                path = Path(file).resolve()
-                if path.is_relative_to(self.folder):
-                    self.opened.append(path)
-                    if len(self.opened) > self.fit:
-                        return _FailingWrites(f, self.errno)
-            return f
-
-        monkeypatch.setattr(builtins, "open", fake_open)
-        monkeypatch.setattr(io, "open", fake_open)  # Path.write_bytes opens through io.open
-        return self
 
 
 def _image(path: Path, h: int = 120, w: int = 160, seed: int = 0) -> Path:
@@ -312,7 +266,8 @@ def test_checkpoint_still_saves_and_loads(tmp_path):
 
 
 def test_video_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
-    """The first file the fit writes is its frame cache (frames.u8), then the checkpoint."""
+    """The first file the fit writes is its frame cache's header (frames.u8.part.json, the
+    cache being made, which a rerun resumes), then the frames, then the checkpoint."""
     src = tmp_path / "clip.mp4"  # the smallest clip tests/test_video.py runs
     writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 12, (96, 64))
     wide = scene_image(64, 96 + 15, seed=7)
@@ -328,7 +283,7 @@ def test_video_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch)
         line = _one_line(runner.invoke(app, args))
     finally:
         torch.set_num_threads(threads)
-    assert line == f"prodepth: error: {out / 'frames.u8'}: no space left on device"
+    assert line == f"prodepth: error: {out / 'frames.u8.part.json'}: no space left on device"
     assert _files(out) == []
 
 

@@ -39,6 +39,7 @@ from prodepth_cli.stereo.shift import (
 )
 from prodepth_cli.stereo.warp import snap_edges, synthesise_view, warp_view
 from tests.conftest import MOTORCYCLE, SHARED_DATA, require, scene_image
+from tests.fake_disk import FakeDisk
 from tests.photo_files import TAGS, write_depth_folder, write_jpeg, write_png16
 
 runner = CliRunner()
@@ -416,40 +417,11 @@ def test_stdin_to_stdout_in_a_pipeline(tmp_path):
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, suffix):
     """Every file opened for writing under out/ fails at its first write, as on a full disk
     (the scratch TIFF in TMPDIR is elsewhere)."""
-    import builtins
-    import errno
-    import io
-    import os
-
     src = _photo(tmp_path / "photo.jpg")
     depth = write_png16(tmp_path / "d.png", _disparity())
     out = tmp_path / "out" / f"pair{suffix}"
     out.parent.mkdir()
-    real_open = builtins.open
-
-    class Full:
-        def __init__(self, f):
-            self._f = f
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        def __getattr__(self, name):
-            return getattr(self._f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self._f.close()
-
-    def fake_open(file, mode="r", *args, **kwargs):
-        f = real_open(file, mode, *args, **kwargs)
-        inside = isinstance(file, str | os.PathLike) and Path(file).parent == out.parent
-        return Full(f) if inside and any(c in mode for c in "wax+") else f
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    monkeypatch.setattr(io, "open", fake_open)
+    FakeDisk(out.parent).install(monkeypatch)
     result = _run(str(src), "--depth", str(depth), "-o", str(out))
     assert result.exit_code == 1
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]

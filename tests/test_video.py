@@ -31,6 +31,7 @@ from prodepth_cli.video.losses import (
     reprojection_loss,
 )
 from prodepth_cli.video.pipeline import VideoOptions, video_depth
+from prodepth_cli.video.temporal import fused_frames
 from tests.conftest import SHARED_DATA, require, scene_image
 
 KITTI = SHARED_DATA / "sequences" / "kitti_odom_seqA"
@@ -128,6 +129,34 @@ def test_depth_consistency_zero_when_neighbours_agree_under_the_motion():
     assert gap(12.0) == pytest.approx(3 / 21, rel=1e-4)
     moving = torch.ones(1, 1, h, w)  # every pixel excluded: nothing left to disagree
     assert gap(12.0, moving) == 0.0
+
+
+def test_fused_frames_read_each_depth_map_once_and_only_within_the_window():
+    # Still camera, each frame a plane at its own depth (within AGREEMENT of the others):
+    # every neighbour agrees, so each fused frame is the harmonic mean of its window. The
+    # maps are read one at a time as the window slides (a memory-mapped clip of any length
+    # costs 2 x radius + 1 frames), never ahead of it.
+    n, radius, h, w = 12, 2, 8, 10
+    levels = 10 + np.sin(np.arange(n, dtype=np.float32))
+    depth = np.repeat(levels, h * w).reshape(n, h, w).astype(np.float32)
+    reads: list[int] = []
+
+    class Recorded:  # a clip on disk: what is read, and when
+        shape, dtype = depth.shape, depth.dtype
+
+        def __len__(self) -> int:
+            return n
+
+        def __getitem__(self, i: int) -> np.ndarray:
+            reads.append(i)
+            return depth[i]
+
+    k, still = default_intrinsics(w, h).matrix(), np.tile(np.eye(4), (n - 1, 1, 1))
+    for t, fused in enumerate(fused_frames(Recorded(), still, k, radius)):
+        assert max(reads) <= t + radius, f"frame {max(reads)} read before fusing {t}"
+        window = levels[max(0, t - radius) : t + radius + 1]
+        assert np.allclose(fused, len(window) / (1 / window).sum(), rtol=1e-5)  # float32 sums
+    assert sorted(reads) == list(range(n)), "each map read once"
 
 
 # --- geometry, intrinsics, weights --------------------------------------------------------

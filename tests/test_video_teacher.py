@@ -9,11 +9,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
-import prodepth_cli.video.frames as frames_module
+import prodepth_cli.video.stream as stream_module
 import prodepth_cli.video.teacher as teacher_module
+from prodepth_cli.cli import app
+from prodepth_cli.errors import InputError
 from prodepth_cli.metrics import spearman
 from prodepth_cli.models.runtime import load_model
+from prodepth_cli.video.cache import FrameArrayWriter
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
 from prodepth_cli.video.fit import FitConfig, fit_video
 from prodepth_cli.video.frames import read_clip
@@ -22,6 +26,7 @@ from prodepth_cli.video.losses import teacher_loss
 from prodepth_cli.video.pipeline import VideoOptions, video_depth
 from prodepth_cli.video.teacher import clip_and_teacher
 from tests.conftest import scene_image
+from tests.test_video_fast import damage_packet, panning, texture, write_mp4
 
 N, H, W = 6, 64, 192
 
@@ -60,9 +65,9 @@ def test_teacher_maps_computed_once_per_frame_and_cached(tmp_path, monkeypatch):
     clip_dir, out = _frames(tmp_path / "clip"), tmp_path / "out"
     model = load_model("prodepth", "cpu", threads=1)
     runs = _Counter(teacher_module.depth_array)
-    reads = _Counter(cv2.imread)
+    reads = _Counter(stream_module.open_image)
     monkeypatch.setattr(teacher_module, "depth_array", runs)
-    monkeypatch.setattr(frames_module.cv2, "imread", reads)
+    monkeypatch.setattr(stream_module, "open_image", reads)
     clip, maps = clip_and_teacher(clip_dir, None, out, model)
     assert runs.calls == N and reads.calls == N, "one decode and one model run per frame"
     assert maps.shape == (N, *clip.rgb.shape[1:3]) and maps.dtype == np.float16
@@ -76,32 +81,31 @@ def test_teacher_maps_computed_once_per_frame_and_cached(tmp_path, monkeypatch):
     assert again.names == [f"f{i:02d}" for i in range(N)]
 
 
+def _count_decoded(monkeypatch) -> list[int]:
+    """A one-item list counting the frames every `FrameStream` decodes from now on."""
+    decoded = [0]
+    real = stream_module.FrameStream.__iter__
+
+    def counting(self):
+        for frame in real(self):
+            decoded[0] += 1
+            yield frame
+
+    monkeypatch.setattr(stream_module.FrameStream, "__iter__", counting)
+    return decoded
+
+
 def test_frame_cache_is_reused_without_asking_the_decoder(tmp_path, monkeypatch):
     src = _video(tmp_path / "clip.mp4")
-    reads = 0
-    real = cv2.VideoCapture
-
-    class Counting:
-        def __init__(self, *args):
-            self.cap = real(*args)
-
-        def read(self):
-            nonlocal reads
-            reads += 1
-            return self.cap.read()
-
-        def __getattr__(self, name):
-            return getattr(self.cap, name)
-
-    monkeypatch.setattr(frames_module.cv2, "VideoCapture", Counting)
+    decoded = _count_decoded(monkeypatch)
     first = read_clip(src, (96, 64), cache=tmp_path / "out")
-    assert reads == 6, "five frames and the end of the stream"
+    assert decoded[0] == 5
     second = read_clip(src, (96, 64), cache=tmp_path / "out")
-    assert reads == 6, "the cached frames answer the rerun"
+    assert decoded[0] == 5, "the cached frames answer the rerun"
     assert isinstance(second.rgb, np.memmap) and np.array_equal(second.rgb, first.rgb)
     assert (second.names, second.width, second.fps) == (first.names, first.width, first.fps)
     other = read_clip(src, (64, 32), cache=tmp_path / "out")  # another size: decoded again
-    assert reads == 12 and other.size == (64, 32)
+    assert decoded[0] == 10 and other.size == (64, 32)
 
 
 def _ramp_teacher(n: int, h: int, w: int) -> np.ndarray:
@@ -118,7 +122,12 @@ def _ramp_teacher(n: int, h: int, w: int) -> np.ndarray:
 
 def _fit(clip, out: Path, steps: int, teacher: np.ndarray | None, fade: float = 0.0):
     config = FitConfig(
-        steps=steps, fine_fraction=0.5, checkpoint_every=2, temporal_radius=0, start_fade=fade
+        steps=steps,
+        fine_fraction=0.5,
+        checkpoint_every=2,
+        temporal_radius=0,
+        start_fade=fade,
+        teacher_fade=0.0,  # the teacher's pull kept: what these tests look at
     )
     k = default_intrinsics(clip.width, clip.height).scaled_to(*clip.size)
     return fit_video(
@@ -158,10 +167,60 @@ def test_video_rerun_decodes_nothing_and_resumes(tmp_path, monkeypatch):
     config = FitConfig(steps=2, fine_fraction=0.5, checkpoint_every=2)
     report = video_depth(clip_dir, out, VideoOptions(device="cpu"), config)
     assert report.fit.steps_run == 2
-    reads, runs = _Counter(cv2.imread), _Counter(teacher_module.depth_array)
-    monkeypatch.setattr(frames_module.cv2, "imread", reads)
+    reads, runs = _Counter(stream_module.open_image), _Counter(teacher_module.depth_array)
+    monkeypatch.setattr(stream_module, "open_image", reads)
     monkeypatch.setattr(teacher_module, "depth_array", runs)
     longer = FitConfig(steps=4, fine_fraction=0.5, checkpoint_every=2)
     again = video_depth(clip_dir, out, VideoOptions(device="cpu"), longer)
     assert reads.calls == 0 and runs.calls == 0, "frames and maps come from the cache"
     assert again.fit.resumed_from == 2 and again.fit.steps_run == 2
+
+
+def test_corrupt_packet_stops_the_fit_there_and_a_repaired_clip_resumes(
+    tmp_path, monkeypatch, pointwise_affine
+):
+    """The fit reads through `--fast`'s reader: a damaged H.264 packet mid-clip stops it in
+    one line naming the frame, the frames and maps before it stay cached, and the rerun on
+    the repaired clip runs the model only on the frames after them."""
+    whole = write_mp4(tmp_path / "whole.mp4", panning(texture(12, (0.9, 1.0, 0.8)), 30))
+    clip, out = tmp_path / "clip.mp4", tmp_path / "out"
+    bad = damage_packet(whole, clip, 15)
+    result = CliRunner().invoke(
+        app, ["video", str(clip), "-o", str(out), "--steps", "1", "--size", "64x32"]
+    )
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"frame {bad} " in lines[0] and "cached" in lines[0], lines
+
+    model = load_model(pointwise_affine, "cpu")
+    runs = _Counter(teacher_module.depth_array)
+    monkeypatch.setattr(teacher_module, "depth_array", runs)
+    with pytest.raises(InputError, match=f"frame {bad} .* cached"):
+        clip_and_teacher(clip, (64, 32), out, model)
+    kept = runs.calls
+    assert 0 < kept <= bad
+    clip.write_bytes(whole.read_bytes())
+    frames, maps = clip_and_teacher(clip, (64, 32), out, model)
+    assert runs.calls == 30, "the model ran once a frame over the two runs"
+    clean, clean_maps = clip_and_teacher(whole, (64, 32), tmp_path / "clean", model)
+    assert np.array_equal(frames.rgb, clean.rgb) and np.array_equal(maps, clean_maps)
+    assert frames.names == [f"{i:06d}" for i in range(30)]
+
+
+def test_a_cache_cut_short_keeps_the_frames_whose_data_is_unchanged(tmp_path):
+    made_for = {"source": "clip", "size": [4, 2]}
+    writer = FrameArrayWriter(tmp_path / "a.u8", np.uint8, made_for)
+    for i in range(5):
+        writer.append(np.full((2, 4), i, np.uint8), f"k{i}")
+    writer.close()  # a run stopped short: the part stays
+    again = FrameArrayWriter(tmp_path / "a.u8", np.uint8, made_for)
+    assert again.count == 5
+    assert not again.needs(0, "k0") and not again.needs(1, "k1")
+    assert again.needs(2, "changed") and again.count == 2, "frame 2 on is dropped"
+    for i in (2, 3):
+        again.append(np.full((2, 4), 10 + i, np.uint8), f"n{i}")
+    assert again.finish({"clip": 1})[:, 0, 0].tolist() == [0, 1, 12, 13]
+    other = FrameArrayWriter(tmp_path / "b.u8", np.uint8, made_for)
+    other.append(np.zeros((2, 4), np.uint8), "k0")
+    other.close()
+    assert FrameArrayWriter(tmp_path / "b.u8", np.uint8, {**made_for, "size": [8, 4]}).count == 0

@@ -25,8 +25,8 @@ from prodepth_cli.bokeh.lens import (
 from prodepth_cli.bokeh.photo_io import read_photo, write_photo
 from prodepth_cli.bokeh.render import render_bokeh
 from prodepth_cli.bokeh.tiled import render_tiled
+from prodepth_cli.depth_source import DepthSource, photo_depth
 from prodepth_cli.errors import OptionError
-from prodepth_cli.io.depth_map import EMBEDDED, read_depth_map, read_embedded_depth_map
 
 ENGINES = ("classic", "tflite")
 
@@ -120,14 +120,6 @@ class BokehReport:
     seconds: float
 
 
-class DepthSource(Protocol):
-    """Where depth comes from when no map is given: `(H, W, 3)` uint8 -> `(H, W)` disparity."""
-
-    name: str
-
-    def __call__(self, rgb_uint8: np.ndarray) -> np.ndarray: ...
-
-
 def bokeh_file(
     src: str | Path,
     dst: str | Path,
@@ -145,19 +137,8 @@ def bokeh_file(
     """
     t0 = time.perf_counter()
     photo = read_photo(src, data)
-    resized_from = None
-    depth_map = None if depth_path is not None else read_embedded_depth_map(src, data, photo.hw)
-    if depth_path is not None:
-        depth_map = read_depth_map(depth_path, photo.hw)
-        disparity, depth_name = depth_map.disparity, str(depth_path)
-        resized_from = depth_map.source_hw if depth_map.resized else None
-    elif depth_map is not None:
-        disparity, depth_name = depth_map.disparity, EMBEDDED
-    elif depth_source is not None:
-        disparity, depth_name = depth_source(photo.as_uint8()), f"model:{depth_source.name}"
-    else:
-        raise OptionError("no depth: pass --depth or a depth model")
-    result = bokeh_array(photo.rgb, disparity, options, renderer)
+    depth = photo_depth(src, data, photo.hw, depth_path, depth_source, photo.as_uint8)
+    result = bokeh_array(photo.rgb, depth.disparity, options, renderer)
     write_photo(photo.with_pixels(result.rgb), dst)
     return BokehReport(
         photo.hw[1],
@@ -166,7 +147,7 @@ def bokeh_file(
         result.focus,
         result.blur_px,
         result.max_radius_px,
-        depth_name,
-        resized_from,
+        depth.name,
+        depth.resized_from,
         time.perf_counter() - t0,
     )

@@ -107,15 +107,17 @@ JsonOption = Annotated[
 ]
 
 
-def output_option(default: str) -> Any:
+def output_option(default: str, stdout: bool = True) -> Any:
     """The `--output/-o` of a command writing one output per input (str | None, default None),
-    as an `Annotated` alias; `default` ends its help: where the outputs go without it."""
+    as an `Annotated` alias; `default` ends its help: where the outputs go without it.
+    `stdout`: whether - (PNG on stdout) is offered."""
+    to_stdout = ", or - for PNG on stdout" if stdout else ""
     return Annotated[
         str | None,
         typer.Option(
             "--output",
             "-o",
-            help="Output file (one input), folder (several), or - for PNG on stdout. " + default,
+            help=f"Output file (one input), folder (several){to_stdout}. " + default,
         ),
     ]
 

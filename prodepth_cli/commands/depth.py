@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import Progress
 
-from prodepth_cli.batch import STDIO, Job, Outcome, plan_jobs, read_stdin
+from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs, read_stdin
 from prodepth_cli.cluster import LOCAL, WORKER_THREADS, ray_map
 from prodepth_cli.commands.common import (
     DeviceOption,
@@ -26,6 +27,7 @@ from prodepth_cli.commands.common import (
     WorkersOption,
     fail,
     guarded,
+    note,
     output_option,
     run_batch,
 )
@@ -46,7 +48,17 @@ from prodepth_cli.commands.model_options import (
 from prodepth_cli.errors import ProdepthError
 from prodepth_cli.io.write import FORMATS, format_for_output
 from prodepth_cli.models.runtime import load_model
-from prodepth_cli.pipeline import DepthOptions, depth_file
+from prodepth_cli.pipeline import DepthOptions, TileCallback, depth_file
+from prodepth_cli.scene3d import SCENE_FORMATS, SceneOptions, scene_file
+from prodepth_cli.scene3d.export import DepthMapFile, scene_format_for
+from prodepth_cli.scene3d.intrinsics import DEFAULT_FOV_DEG
+from prodepth_cli.scene3d.mesh import (
+    DEFAULT_CUT,
+    DEFAULT_MAX_ANGLE,
+    MAX_MESH_VERTICES,
+    MAX_TEXTURE_SIDE,
+)
+from prodepth_cli.scene3d.scale import DEPTH_PER_WIDTH, parse_depth_range
 from prodepth_cli.tiling.plan import default_overlap, plan_tiles
 
 OutputOption = output_option(
@@ -80,9 +92,10 @@ def depth(
         typer.Option(
             "--format",
             "-f",
-            help="png16 (normalised, near = bright), tiff (float32), pfm, npy, or jpeg (the "
-            "photograph with the map embedded, as --embed). Default: the output file's suffix "
-            "(.png .tif .tiff .pfm .npy .jpg), else png16.",
+            help="png16 (normalised, near = bright), tiff (float32), pfm, npy, jpeg (the "
+            "photograph with the map embedded, as --embed), ply (coloured 3-D points) or glb "
+            "(textured 3-D mesh; see docs/point-clouds.md). Default: the output file's suffix "
+            "(.png .tif .tiff .pfm .npy .jpg .ply .glb), else png16.",
             show_default=False,
         ),
     ] = None,
@@ -96,6 +109,71 @@ def depth(
     ] = False,
     colormap: Annotated[
         bool, typer.Option(help="Also write an 8-bit colour preview `<stem>_depth_color.png`.")
+    ] = False,
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            help="ply/glb: keep every N-th pixel in x and y. Default: 1 for points (a PLY is "
+            f"written as it is made, memory flat); for a mesh (held whole) the least that keeps "
+            f"it under {MAX_MESH_VERTICES // 1_000_000} M vertices, its texture the photograph "
+            f"shrunk to {MAX_TEXTURE_SIDE} px on the long side at most.",
+            show_default=False,
+        ),
+    ] = None,
+    fov: Annotated[
+        float | None,
+        typer.Option(
+            help="ply/glb: horizontal field of view in degrees, for photographs whose EXIF has "
+            "no focal length (and a model that predicts none). Default: "
+            f"{DEFAULT_FOV_DEG:g}, with a note.",
+            show_default=False,
+        ),
+    ] = None,
+    depth_range: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NEAR,FAR",
+            help="ply/glb from a relative model (no metres): put its nearest point at NEAR and "
+            "its farthest at FAR (linear in 1/depth), in arbitrary units. Default: from the "
+            f"field of view, 1 and 1 + {DEPTH_PER_WIDTH:g} x the width the image's long side "
+            "sees at 1 (1,1.5 for a 12 degree telephoto view, 1,3.9 at 60, 1,6 at 90). A "
+            "metric model gives metres and ignores it.",
+            show_default=False,
+        ),
+    ] = None,
+    cut: Annotated[
+        float,
+        typer.Option(
+            help="glb: drop the mesh's quads whose depths differ by more than this fraction of "
+            "the nearest (a depth discontinuity, not a surface).",
+        ),
+    ] = DEFAULT_CUT,
+    max_angle: Annotated[
+        float,
+        typer.Option(
+            help="glb: drop the mesh's triangles seen more edge-on than this, in degrees "
+            "between the face's normal and the ray from the camera (sheets stretched along an "
+            "edge the model smoothed into a ramp); 90 keeps them.",
+        ),
+    ] = DEFAULT_MAX_ANGLE,
+    depth_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--depth",
+            help="ply/glb: make the scene from this depth map instead of running the model "
+            "(as `prodepth depth` writes it: 16-bit PNG near = bright, TIFF, PFM, NPY; "
+            "relative disparity unless --depth-metres), or a folder of `<stem>_depth.*` maps "
+            "for a batch.",
+            show_default=False,
+        ),
+    ] = None,
+    depth_metres: Annotated[
+        bool,
+        typer.Option(
+            "--depth-metres",
+            help="With --depth: the map holds depth in metres, larger = farther (a metric "
+            "model's .tif, .pfm or .npy), not disparity.",
+        ),
     ] = False,
     recursive: RecursiveOption = False,
     prefer: PreferOption = "raw",
@@ -114,18 +192,40 @@ def depth(
     and blended without seams. Output: relative inverse depth, near = bright (the float
     formats of a metric model, such as depth-pro: depth in metres).
     """
-    if fmt is not None and fmt not in FORMATS:
-        fail(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    suffixes = FORMATS | SCENE_FORMATS
+    if fmt is not None and fmt not in suffixes:
+        fail(f"--format {fmt}: choose one of {', '.join(suffixes)}")
     if embed:
         if fmt not in (None, "jpeg"):
             fail(f"--embed writes a JPEG: it contradicts --format {fmt}")
         fmt = "jpeg"
     plan_tiles(tile, tile, tile, overlap)  # rejects nonsense tile/overlap before any work
-    suffix = FORMATS[fmt or "png16"]
-    jobs, missing = plan_jobs(inputs, output, recursive, suffix, "_depth", prefer.lower())
+    scene = SceneOptions(stride, fov, parse_depth_range(depth_range), cut, max_angle)
+    jobs, missing = plan_jobs(
+        inputs, output, recursive, suffixes[fmt or "png16"], "_depth", prefer.lower()
+    )
     if len(jobs) == 1 and jobs[0].output == output and output != STDIO:
-        fmt = format_for_output(output, fmt)  # one output file: its suffix decides
+        # one output file: its suffix decides
+        fmt = scene_format_for(output, fmt) or format_for_output(output, fmt)
     fmt = fmt or "png16"
+    if fmt in SCENE_FORMATS and colormap:
+        fail(f"--colormap previews depth maps; {fmt} is a 3-D scene")
+    if depth_map is not None or depth_metres:
+        _check_map_run(fmt, depth_map, ray)
+        maps = depth_maps_for(jobs, depth_map)
+        run_batch(
+            jobs,
+            missing,
+            lambda job, bar: _run_map_job(
+                job, fmt, scene, maps.get(job.input), depth_metres, quiet or json_out
+            ),
+            _summary,
+            {},
+            overwrite,
+            json_out,
+            quiet,
+        )
+        return
     options = DepthOptions(tile, overlap, batch, check_tile_resolution(tile_res))
     overrides = spec_overrides(kind, layout, size, mean, std)
     # here too: bad models fail early, and a catalog model is pulled before any output
@@ -133,7 +233,9 @@ def depth(
     suggest_better_model(depth_model, model, quiet or json_out)
     mapper = None
     if ray:
-        runner = functools.partial(_runner, model, device, overrides, options, fmt, colormap)
+        runner = functools.partial(
+            _runner, model, device, overrides, options, fmt, colormap, scene, quiet or json_out
+        )
         mapper = ray_map(jobs, runner, ray_address, workers, gpus_per_worker)
     common = {
         "model": depth_model.name,
@@ -145,7 +247,9 @@ def depth(
     run_batch(
         jobs,
         missing,
-        lambda job, bar: _run_job(job, depth_model, options, fmt, colormap, bar),
+        lambda job, bar: _run_job(
+            job, depth_model, options, fmt, colormap, bar, scene, quiet or json_out
+        ),
         _summary,
         common,
         overwrite,
@@ -162,39 +266,54 @@ def _runner(
     options: DepthOptions,
     fmt: str,
     colormap: bool,
+    scene: SceneOptions,
+    quiet: bool,
 ) -> Callable[[Job], Outcome]:
     """The job runner a cluster worker builds once: its own copy of the model (onnxruntime
     on the one CPU Ray gives the worker), no bars."""
     loaded = load_model(model, device, threads=WORKER_THREADS, **overrides)
     return functools.partial(
-        _run_job, model=loaded, options=options, fmt=fmt, colormap=colormap, bar=None
+        _run_job,
+        model=loaded,
+        options=options,
+        fmt=fmt,
+        colormap=colormap,
+        bar=None,
+        scene=scene,
+        quiet=quiet,
     )
 
 
 def _run_job(
-    job: Job, model, options: DepthOptions, fmt: str, colormap: bool, bar: Progress | None
+    job: Job,
+    model,
+    options: DepthOptions,
+    fmt: str,
+    colormap: bool,
+    bar: Progress | None,
+    scene: SceneOptions = SceneOptions(),
+    quiet: bool = False,
 ) -> Outcome:
+    if fmt in SCENE_FORMATS:
+        return _run_scene_job(job, model, options, fmt, scene, bar, quiet)
     out = Path(job.output)
     color = out.with_name(f"{out.stem}_color.png") if colormap and job.output != STDIO else None
-    bar = bar or Progress(disable=True)  # a cluster worker draws nothing
-    tiles = bar.add_task(f"  {Path(job.input).name}", total=None)
     try:
         data = read_stdin() if job.input == STDIO else None
-        report = depth_file(
-            job.input,
-            job.output,
-            model,
-            options,
-            fmt,
-            color,
-            data,
-            on_start=lambda n: bar.update(tiles, total=n),
-            on_tiles=lambda n: bar.advance(tiles, n),
-        )
+        with _tile_progress(bar, job) as (on_start, on_tiles):
+            report = depth_file(
+                job.input,
+                job.output,
+                model,
+                options,
+                fmt,
+                color,
+                data,
+                on_start=on_start,
+                on_tiles=on_tiles,
+            )
     except ProdepthError as exc:
         return Outcome.failed(job, exc)
-    finally:
-        bar.remove_task(tiles)
     return Outcome(
         job,
         "ok",
@@ -210,6 +329,108 @@ def _run_job(
     )
 
 
+@contextmanager
+def _tile_progress(
+    bar: Progress | None, job: Job
+) -> Iterator[tuple[Callable[[int], None], TileCallback]]:
+    """A task on `bar` counting `job`'s tiles while the context lasts, as the callbacks the
+    pipeline takes: (on_start(n_tiles), on_tiles(n_done)). `bar` None (a cluster worker)
+    draws nothing."""
+    bar = bar or Progress(disable=True)
+    tiles = bar.add_task(f"  {Path(job.input).name}", total=None)
+    try:
+        yield (lambda n: bar.update(tiles, total=n)), (lambda n: bar.advance(tiles, n))
+    finally:
+        bar.remove_task(tiles)
+
+
+def _run_scene_job(
+    job: Job,
+    model,
+    options: DepthOptions,
+    fmt: str,
+    scene: SceneOptions,
+    bar: Progress | None,
+    quiet: bool,
+) -> Outcome:
+    """One photograph's point cloud or mesh from the model's depth (scene3d.scene_file)."""
+    try:
+        data = read_stdin() if job.input == STDIO else None
+        with _tile_progress(bar, job) as (on_start, on_tiles):
+            report = scene_file(
+                job.input,
+                job.output,
+                fmt,
+                model,
+                scene,
+                options,
+                data,
+                on_start=on_start,
+                on_tiles=on_tiles,
+            )
+    except ProdepthError as exc:
+        return Outcome.failed(job, exc)
+    return _scene_outcome(job, report, model.provider, quiet)
+
+
+def _check_map_run(fmt: str, depth_map: Path | None, ray: bool) -> None:
+    """One line, before any work, for --depth where it cannot apply."""
+    if depth_map is None:
+        fail("--depth-metres says what the --depth map holds: pass --depth MAP")
+    if fmt not in SCENE_FORMATS:
+        fail(
+            f"--depth makes a point cloud or mesh from a map (-o x.ply, x.glb, or --format "
+            f"ply|glb), not a {fmt} depth map"
+        )
+    if ray:
+        fail("--depth runs no model: nothing for --ray to spread")
+
+
+def _run_map_job(
+    job: Job,
+    fmt: str,
+    scene: SceneOptions,
+    path: Path | None,
+    metres: bool,
+    quiet: bool,
+) -> Outcome:
+    """One photograph's point cloud or mesh from its --depth map, no model run."""
+    if path is None:
+        return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
+    try:
+        given = DepthMapFile(path, metres)
+        data = read_stdin() if job.input == STDIO else None
+        report = scene_file(job.input, job.output, fmt, None, scene, data=data, depth_map=given)
+    except ProdepthError as exc:
+        return Outcome.failed(job, exc)
+    if report.depth_resized_from:  # a warning, not a note: as stereo and bokeh say it
+        h, w = report.depth_resized_from
+        note(
+            f"warning: {path} is {w}x{h}, the image {report.width}x{report.height}: "
+            "depth map resized"
+        )
+    return _scene_outcome(job, report, None, quiet)
+
+
+def _scene_outcome(job: Job, report, provider: str | None, quiet: bool) -> Outcome:
+    """The outcome of a scene written, with a note where the field of view was assumed."""
+    if report.camera.assumed:
+        note(
+            f"note: {job.input}: no focal length in its EXIF; assumed a "
+            f"{report.camera.hfov_deg:g} degree horizontal field of view (--fov)",
+            quiet,
+        )
+    return Outcome(job, "ok", info={**report.fields(), "provider": provider})
+
+
 def _summary(outcome: Outcome) -> str:
     info = outcome.info
-    return f"{info['width']}x{info['height']}, {len(info['tiles'])} tiles, {info['seconds']:.1f} s"
+    size = f"{info['width']}x{info['height']}"
+    if "tiles" in info:
+        return f"{size}, {len(info['tiles'])} tiles, {info['seconds']:.1f} s"
+    count = (
+        f"{info['points']:,} points"
+        if "points" in info
+        else f"{info['vertices']:,} vertices, {info['faces']:,} faces"
+    )
+    return f"{size}, {count}, f = {info['focal_px']:g} px, {info['seconds']:.1f} s"

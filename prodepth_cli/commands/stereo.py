@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,10 +34,17 @@ from prodepth_cli.commands.model_options import (
     suggest_better_model,
 )
 from prodepth_cli.depth_source import ModelDepth
+from prodepth_cli.errors import OptionError
 from prodepth_cli.io.photo_stream import check_output_suffix, output_suffix
 from prodepth_cli.stereo.layouts import LAYOUTS
-from prodepth_cli.stereo.render import stereo_file
+from prodepth_cli.stereo.render import StereoReport, stereo_file
 from prodepth_cli.stereo.shift import StereoOptions
+from prodepth_cli.stereo.spatial_heic import (
+    MAX_EYE_SIDE,
+    SPATIAL_SUFFIXES,
+    SPATIAL_TAG,
+    is_spatial_output,
+)
 
 # The model's input layout (depth's --layout) under another flag: --layout is the pair's here.
 ModelLayoutOption = Annotated[
@@ -53,14 +60,40 @@ ModelLayoutOption = Annotated[
 OutputOption = output_option(
     "Default: `<stem><tag>.<ext>` beside each input, in the input's format, the tag "
     "as players expect it: _LRF_Full_SBS, _LR (half-sbs), _TBF_fulltb, _TB (half-tb), "
-    "_RLF_cross, _redcyan.",
+    "_RLF_cross, _redcyan; _spatial for a spatial photo (.heic).",
 )
+# --format's names -> the suffix they write (aliases name one format)
+FORMATS = {
+    "jpg": ".jpg",
+    "jpeg": ".jpg",
+    "png": ".png",
+    "tif": ".tif",
+    "tiff": ".tif",
+    "webp": ".webp",
+    "heic": ".heic",
+    "heif": ".heic",
+}
+_SAME = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic"}
 
 
 @guarded
 def stereo(
     inputs: InputsArgument,
     output: OutputOption = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="jpg, png, tif, webp, or heic: an Apple spatial photo (Vision Pro, iPhone): "
+            f"the two eyes as two HEVC images, each at most {MAX_EYE_SIDE} px on its longest "
+            "side (a larger photograph's are scaled down), with the cameras' geometry; "
+            "--layout does not apply. Default: -o FILE's suffix, else the input's format "
+            "(else png).",
+            case_sensitive=False,
+            show_default=False,
+        ),
+    ] = None,
     depth: DepthMapOption = None,
     layout: Annotated[
         str,
@@ -113,13 +146,17 @@ def stereo(
 
     Each pixel moves by its depth (near over far, sub-pixel), what no eye of the photograph
     saw is filled from the background; rows go through in bands, so any size fits in memory.
+    `-o x.heic` (or `-f heic`) writes an Apple spatial photo.
     """
     options = StereoOptions(layout.lower(), divergence, convergence, synthetic_view.lower())
-    tag = LAYOUTS[options.layout]
-    jobs, missing = plan_jobs(inputs, output, recursive, output_suffix, tag, prefer.lower())
+    suffix = _format_suffix(fmt)
+    spatial = suffix == ".heic" or (output is not None and is_spatial_output(output))
+    tag = SPATIAL_TAG if spatial else LAYOUTS[options.layout]
+    jobs, missing = plan_jobs(
+        inputs, output, recursive, suffix or output_suffix, tag, prefer.lower()
+    )
     for job in jobs:  # an output we cannot write is refused before any work
-        if job.output != STDIO:
-            check_output_suffix(job.output)
+        _check_output(job.output, suffix, options)
     depth_maps = depth_maps_for(jobs, depth)
     model_depth = None
     if depth is None:
@@ -134,7 +171,7 @@ def stereo(
         lambda job, _: _run_job(job, options, depth_maps.get(job.input), depth, model_depth),
         _summary,
         {
-            "layout": options.layout,
+            "layout": "spatial" if spatial else options.layout,
             "divergence": options.divergence,
             "convergence": options.convergence,
             "synthetic_view": options.synthetic_view,
@@ -143,6 +180,32 @@ def stereo(
         json_out,
         quiet,
     )
+
+
+def _format_suffix(fmt: str | None) -> str | None:
+    """The suffix `--format` asks for (None without it)."""
+    if fmt is None:
+        return None
+    if fmt.lower() not in FORMATS:
+        raise OptionError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    return FORMATS[fmt.lower()]
+
+
+def _check_output(dst: str, suffix: str | None, options: StereoOptions) -> None:
+    """Refuse, before any work, an output we cannot write, a --format its suffix contradicts,
+    and a --layout for a spatial photo (its eyes are two images, not one packed)."""
+    if dst == STDIO:
+        if suffix not in (None, ".png"):
+            raise OptionError("-o -: standard output takes PNG; name an output file")
+        return
+    own = check_output_suffix(dst, SPATIAL_SUFFIXES)
+    if suffix is not None and _SAME.get(own, own) != suffix:
+        raise OptionError(f"-o {dst}: --format {suffix[1:]} contradicts its suffix")
+    if is_spatial_output(dst) and options.layout != "sbs":
+        raise OptionError(
+            f"--layout {options.layout}: a spatial photo holds the two eyes as two images; "
+            "leave --layout out"
+        )
 
 
 def _run_job(
@@ -156,17 +219,39 @@ def _run_job(
         job,
         depth_given is not None and depth_map is None,
         lambda data: stereo_file(job.input, job.output, options, depth_map, model_depth, data),
-        lambda report: {
-            "out_width": report.out_width,
-            "out_height": report.out_height,
-            "shift_px": [round(v, 2) for v in report.shift_px],
-        },
+        _fields,
     )
+
+
+def _fields(report: StereoReport) -> dict[str, Any]:
+    """The stereo entries of a job's record; a spatial photo's cameras besides."""
+    fields: dict[str, Any] = {
+        "out_width": report.out_width,
+        "out_height": report.out_height,
+        "shift_px": [round(v, 2) + 0.0 for v in report.shift_px],  # no -0.0
+    }
+    camera = report.spatial
+    if camera is not None:
+        fields |= {
+            "baseline_mm": round(camera.baseline_m * 1000.0, 2),
+            "hfov_deg": round(camera.hfov_deg, 2),
+            "fov_from": camera.fov_from,
+            "disparity_adjustment": camera.disparity_adjustment,
+        }
+    return fields
 
 
 def _summary(outcome: Outcome) -> str:
     info = outcome.info
     far, near = info["shift_px"]
+    if "baseline_mm" in info:
+        fov = "assumed: no focal length in its EXIF" if info["fov_from"] == "assumed" else "EXIF"
+        return (
+            f"{embedded_prefix(info)}spatial photo, two {info['out_width']}x"
+            f"{info['out_height']} eyes, baseline {info['baseline_mm']:.0f} mm, "
+            f"{info['hfov_deg']:.0f}° across ({fov}), disparity adjustment "
+            f"{info['disparity_adjustment']:+d}, {info['seconds']:.1f} s"
+        )
     return (
         f"{embedded_prefix(info)}{info['layout']} {info['out_width']}x{info['out_height']}, shift "
         f"{far:+.1f}..{near:+.1f} px, {info['seconds']:.1f} s"

@@ -48,7 +48,7 @@ def video(
     input_path: Annotated[
         str,
         typer.Argument(
-            metavar="INPUT", help="A video file (OpenCV decoding) or a folder of frames."
+            metavar="INPUT", help="A video file (FFmpeg decoding) or a folder of frames."
         ),
     ],
     output: Annotated[
@@ -94,9 +94,10 @@ def video(
         int | None,
         typer.Option(
             min=1,
-            help="Training steps (two frame triplets each; CPU: ~0.7 s a step). Default: 300 "
+            help="Training steps (two frame triplets each; CPU: ~0.7 s a step). Default: 500 "
             "when a model teaches the fit (--model, or a catalog model installed), 1500 from "
-            "the shipped coarse network alone. Fit only.",
+            "the shipped coarse network alone (video/fit.py's TAUGHT_STEPS, COLD_STEPS). Fit "
+            "only.",
             show_default=False,
         ),
     ] = None,
@@ -152,7 +153,9 @@ def video(
 
     With --fast, trains nothing: the model's maps, aligned frame to frame along optical flow
     and filtered over time, streamed from the decoder (memory does not grow with the clip).
-    A frame that cannot be decoded stops the run, naming it, after the maps before it are
+
+    A frame that cannot be decoded (a corrupt or truncated image or video) stops the run,
+    naming it, after the maps (--fast) or the fit's caches of the frames before it are
     written; a rerun resumes there.
     """
     overrides = spec_overrides(kind, layout, model_size, mean, std)

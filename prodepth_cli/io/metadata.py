@@ -39,6 +39,34 @@ def exif_camera_tags(blob: bytes | None) -> dict[str, str]:
     return {k: str(v).strip("\x00 ") for k, v in tags.items() if v not in (None, "")}
 
 
+# The Exif IFD's tags that say how wide the lens saw (scene3d/intrinsics.py).
+LENS_TAGS = {
+    "FocalLength": 0x920A,  # mm, the real lens
+    "FocalLengthIn35mmFilm": 0xA405,  # mm, on a 36 x 24 mm frame; 0 = unknown
+    "FocalPlaneXResolution": 0xA20E,  # sensor pixels per FocalPlaneResolutionUnit
+    "FocalPlaneResolutionUnit": 0xA210,  # 2 inch, 3 cm, 4 mm, 5 micrometre
+    "PixelXDimension": 0xA002,  # the image the camera wrote, before any resize
+    "PixelYDimension": 0xA003,
+}
+
+
+def lens_tags(image: pyvips.Image) -> dict[str, float]:
+    """The LENS_TAGS an image's EXIF holds, as numbers (zero and broken values left out)."""
+    exif = _parsed(blob_field(image, "exif-data"))
+    if exif is None:
+        return {}
+    shot = exif.get_ifd(_EXIF_IFD)
+    found = {}
+    for name, tag in LENS_TAGS.items():
+        try:
+            value = float(shot.get(tag) or 0)
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue  # a rational with a zero denominator, a string where a number goes
+        if value > 0 and value == value:  # NaN is not a focal length
+            found[name] = value
+    return found
+
+
 def exif_blob(tags: dict[str, str], orientation: int = 1) -> bytes:
     """A minimal EXIF block (with its `Exif\\0\\0` header) holding `tags` (names from
     `camera_tags`) and `orientation`."""

@@ -77,13 +77,14 @@ def output_suffix(path: str) -> str:
     return suffix if suffix in WRITABLE else ".png"
 
 
-def check_output_suffix(dst: str | Path) -> str:
-    """The output's suffix, which chooses its format; OutputError for one we cannot write."""
+def check_output_suffix(dst: str | Path, also: tuple[str, ...] = ()) -> str:
+    """The output's suffix, which chooses its format; OutputError for one we cannot write
+    (`also`: a command's own formats besides these, e.g. stereo's spatial .heic)."""
     suffix = Path(dst).suffix.lower()
-    if suffix not in WRITABLE:
+    if suffix not in WRITABLE and suffix not in also:
         raise OutputError(
             f"{dst}: cannot write {suffix or 'files without a suffix'} "
-            f"(choose {', '.join(sorted(WRITABLE))})"
+            f"(choose {', '.join(sorted([*WRITABLE, *also]))})"
         )
     return suffix
 

@@ -6,7 +6,9 @@ at a time, makes the eyes (`warp.synthesise_view`, each row on its own) and pack
 run it twice, one eye per pass over the image. `stereo_array` runs it in memory (tests, the
 Python API); `stereo_file` from files to a file, so memory stays a few bands whatever the
 photograph's size: the photograph is decoded a strip at a time (io/read.py), the map read a
-band at a time (io/depth_map.py), and the output encoded from its rows (io/photo_stream.py).
+band at a time (io/depth_map.py), and the output encoded from its rows (io/photo_stream.py);
+a spatial photo (.heic) is rendered side by side and its eyes encoded as two images
+(stereo/spatial_heic.py).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from prodepth_cli.stereo.shift import (
     shift_range_px,
     stereo_disparity,
 )
+from prodepth_cli.stereo.spatial_camera import SpatialCamera, parallel_options, spatial_camera
+from prodepth_cli.stereo.spatial_heic import MAX_EYE_SIDE, is_spatial_output, write_spatial_photo
 from prodepth_cli.stereo.warp import synthesise_view
 
 # A band's float RGB rows. Small, so that the warp's temporaries (a few times this) stay under
@@ -147,6 +151,7 @@ class StereoReport:
     depth_resized_from: tuple[int, int] | None
     shift_px: tuple[float, float]  # (farthest, nearest) x_left - x_right, pixels
     seconds: float
+    spatial: SpatialCamera | None = None  # a spatial photo's cameras (out_*: each eye's size)
 
 
 def stereo_file(
@@ -157,6 +162,7 @@ def stereo_file(
     model_depth: ModelDepth | None = None,
     data: bytes | None = None,
     band_rows: int | None = None,
+    max_eye_side: int = MAX_EYE_SIDE,
 ) -> StereoReport:
     """Render the image file `src` (or encoded `data` named `src`) as a stereo image at `dst`
     ("-" = PNG on stdout), with the depth map at `depth_path` or, without one, the map the
@@ -164,14 +170,29 @@ def stereo_file(
 
     Nothing appears at `dst` until it is complete (temporary name, then rename). The output
     keeps the photograph's bit depth where its format allows, and its ICC, EXIF and XMP.
+    A .heic/.heif `dst` is a spatial photo (`spatial_heic`): the two eyes as two images at
+    most `max_eye_side` on their longest side, rendered as parallel cameras see them, with
+    `options.layout` not used (side by side inside) and the convergence in the file's
+    disparity adjustment (`spatial_camera`).
     """
     t0 = time.perf_counter()
     photo = _FilePhoto(src, data)
     hw = (photo.height, photo.width)
+    camera = None
+    render_options = options
     with contextlib.ExitStack() as stack:
         depth = stack.enter_context(_open_depth(src, data, hw, depth_path, model_depth))
-        out_h, out_w = output_hw(options.layout, *hw)
-        write_rows(dst, out_w, out_h, render_bands(photo, depth, options, band_rows), photo.meta)
+        if is_spatial_output(dst):
+            render_options = parallel_options(options)
+            camera = spatial_camera(photo.width, photo.height, photo.meta.exif, options)
+            rows = render_bands(photo, depth, render_options, band_rows)
+            out_w, out_h = write_spatial_photo(
+                dst, photo.width, photo.height, rows, photo.meta, camera, max_eye_side
+            )
+        else:
+            out_h, out_w = output_hw(options.layout, *hw)
+            rows = render_bands(photo, depth, options, band_rows)
+            write_rows(dst, out_w, out_h, rows, photo.meta)
     return StereoReport(
         photo.width,
         photo.height,
@@ -180,8 +201,9 @@ def stereo_file(
         photo.meta.bits,
         depth.name,
         depth.source_hw if depth.resized else None,
-        shift_range_px(photo.width, options),
+        shift_range_px(photo.width, render_options),
         time.perf_counter() - t0,
+        camera,
     )
 
 

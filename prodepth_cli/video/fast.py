@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from prodepth_cli.errors import InputError, OptionError
+from prodepth_cli.errors import OptionError
 from prodepth_cli.models.runtime import DepthModel
 from prodepth_cli.pipeline import DepthOptions, depth_array
 from prodepth_cli.video.consistency import jitter, unit_levels
@@ -46,7 +46,7 @@ from prodepth_cli.video.flow import FlowEstimator, FlowPair, flow_size, grey, wa
 from prodepth_cli.video.outputs import FRAME_FORMATS, FrameMapWriter, PreviewWriter
 from prodepth_cli.video.shots import Shot, ShotLog, shot_range
 from prodepth_cli.video.stabilise import Alignment, MapStatistics, blend_weight, fit_affine
-from prodepth_cli.video.stream import Frame, FrameError, open_frames
+from prodepth_cli.video.stream import Frame, FrameError, open_frames, stopped
 
 
 @dataclass(frozen=True)
@@ -201,9 +201,7 @@ def fast_video_depth(
                 if on_frame:
                     on_frame()
         except FrameError as exc:
-            raise InputError(
-                f"{exc}; the {exc.index} frame(s) before it are written, a rerun resumes there"
-            ) from None
+            raise stopped(exc, "written") from None
         if run is not None:
             run.end_shot()
     report.seconds = time.perf_counter() - start
@@ -383,28 +381,10 @@ class _Run:
         kept when it was run here, else read back from its written map."""
         if held.out is not None and not full:
             return held.out
-        values = _read_map(self.writer.path(held.name), held.shot.lo, held.shot.hi)
+        values = self.writer.read(held.name, held.shot.lo, held.shot.hi)
         held.out = cv2.resize(values, self.small, interpolation=cv2.INTER_AREA)
         held.levels = unit_levels(held.out, held.shot.lo, held.shot.hi, self.clipped)
         return values if full else held.out
-
-
-def _read_map(path: Path, lo: float, hi: float) -> np.ndarray:
-    """A written map back as `(H, W)` float32 disparity: 16-bit PNG levels over `[lo, hi]`,
-    float formats as they are."""
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        values = np.load(path)
-    elif suffix in (".tif", ".tiff"):
-        import tifffile
-
-        values = tifffile.imread(path)
-    else:
-        levels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if levels is None:
-            raise InputError(f"{path}: not a readable depth map; remove it and rerun")
-        values = lo + levels.astype(np.float32) * np.float32((hi - lo) / 65535)
-    return np.asarray(values, np.float32).reshape(values.shape[:2])
 
 
 def _rounded(value: float | None) -> float | None:

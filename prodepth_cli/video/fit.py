@@ -10,20 +10,22 @@ free to flicker. One depth network throughout; no cost volume (so no cost-volume
 weighting): a single clip on a CPU leaves no room for a second network.
 
 With a teacher (the user's depth model's map of every frame, `video/teacher.py`) the fit
-starts from the teacher's maps: the net's output plus a per-frame offset that makes it each
-teacher map brought to the net's median and spread at step 0, an offset that fades out over
-the first half of the steps; the camera motion starts from tracked corners
+starts from the teacher's maps, first put on one scale for the clip along optical flow
+(`steady_teacher.py`): the net's output plus a per-frame offset that makes it each teacher
+map brought by one affine for the clip to the net's values at step 0, an offset that fades
+out over the first half of the steps; the camera motion starts from tracked corners
 (`first_motion.py`) in the units of that depth. It keeps a scale-and-shift-invariant L1 to
-the teacher, stronger where the photometric loss says little (pixels the auto-mask drops,
-dynamic objects, what no neighbour sees), and each frame's mean disparity near its start's.
-Measured on KITTI with the shipped model as teacher (docs/video.md): better than the teacher
-and than the cold start at the same step count, short of the cold start's 1500 steps.
+the teacher over the first half, stronger where the photometric loss says little (pixels the
+auto-mask drops, dynamic objects, what no neighbour sees), and each frame's mean disparity
+near its start's, smoothed over time. Measured on KITTI with the shipped model as teacher
+(docs/video.md): 500 steps give the cold start's temporal alignment after 1500 and most of
+its accuracy, not yet its smoothness.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 
 from prodepth_cli.errors import ModelError, OptionError
 from prodepth_cli.training.checkpoint import save_checkpoint
+from prodepth_cli.video.cache import FrameReader, remove_frame_array, write_frame_array
 from prodepth_cli.video.coarse_weights import coarse_net_from_onnx
 from prodepth_cli.video.first_motion import first_motions
 from prodepth_cli.video.frames import Clip
@@ -50,13 +53,22 @@ from prodepth_cli.video.losses import (
     reprojection_loss,
     teacher_loss,
 )
-from prodepth_cli.video.masks import residual_masks
+from prodepth_cli.video.masks import residual_mask
 from prodepth_cli.video.nets import PoseNet, VideoDepthNet, sigmoid_to_depth, upsample_to
-from prodepth_cli.video.temporal import fuse_depth
+from prodepth_cli.video.steady_teacher import clip_statistics, steady_affines
+from prodepth_cli.video.temporal import fused_frames
 
 StepCallback = Callable[[int, int, float, str], None]  # step, total, loss, stage
 COLD_STEPS = 1500  # the default without a teacher: from the coarse network alone
+TAUGHT_STEPS = 500  # the default with one: a third of COLD_STEPS
 START_CACHE = "start.f16"  # per-frame logit offsets that start the fit at the teacher
+# The fit's per-frame arrays at the fitting size, beside the checkpoint and memory-mapped,
+# so that the fit's memory does not grow with the clip: dynamic masks (given or found),
+# the fused disparity the outputs are written from, and the net's depth before fusion (a
+# scratch file, removed once fused).
+MASKS_FILE = "masks.u8"
+DISPARITY_FILE = "disparity.f32"
+_DEPTH_SCRATCH = "depth.f32"
 # Sigmoid range the aligned teacher is clipped to before its logit (depth 100 to 0.1).
 _SIGMOID_RANGE = (1e-12, 1 - 1e-6)
 _EASE = 0.05  # the start's softplus knee, as a fraction of the frame's median sigmoid
@@ -64,11 +76,11 @@ _EASE = 0.05  # the start's softplus knee, as a fraction of the frame's median s
 
 @dataclass(frozen=True)
 class FitConfig:
-    """How long and how hard to fit. `fine_fraction` of the steps run the GDS stage.
-    `steps` is the default with a teacher (500 measured no better than 300 on KITTI);
-    without one use COLD_STEPS. The teacher's settings are ignored without a teacher."""
+    """How long and how hard to fit. `fine_fraction` of the steps run the GDS stage. The
+    defaults are the cold start's but for `steps`; `default_config` gives each start its own.
+    The teacher's settings are ignored without a teacher."""
 
-    steps: int = 300
+    steps: int = TAUGHT_STEPS
     batch: int = 2
     lr: float = 1e-4
     pose_lr: float = 2e-4
@@ -80,12 +92,19 @@ class FitConfig:
     temporal_radius: int = 8  # neighbours each side fused into each frame's output depth
     consistency: float = 0.5  # weight of the neighbours' depth consistency (SC-SfMLearner)
     teacher: float = 0.1  # weight of the scale-and-shift-invariant L1 to the teacher
+    # ...which fades to nothing over this fraction of the steps (0: kept throughout): the
+    # teacher is as good as the shipped model, and the clip soon teaches better (KITTI, 500
+    # steps: rank correlation 0.714 kept, 0.741 faded; docs/video.md)
+    teacher_fade: float = 0.5
     teacher_weak: float = 4.0  # extra teacher weight where the photometric signal is weak
     # The teacher's loss leaves each frame's scale free, and the photometric loss alone
     # drifts to the far bound (nothing moves; measured: every KITTI depth at 95-100 after
     # 300 steps): each frame's log mean disparity is held to its start's, in the units of
     # the first motions.
     scale_anchor: float = 1.0
+    # The levels held to are the start's smoothed over time (a Gaussian of this many frames):
+    # what is left of the teacher's frame-to-frame flicker after `steady_teacher` stays out.
+    level_smooth: float = 4.0
     depth_warmup: float = 0.15  # with a teacher: depth frozen this fraction, then ramped
     # The start offsets carry the teacher's own flicker: they fade to nothing over this
     # fraction of the steps (0: kept), leaving the net's maps, steady from frame to frame.
@@ -102,9 +121,11 @@ class FitConfig:
 
     def start_weight(self, step: int) -> float:
         """How much of the start offsets the depth carries at `step`."""
-        if self.start_fade <= 0:
-            return 1.0
-        return max(0.0, 1.0 - step / (self.start_fade * self.steps))
+        return _fading(step, self.start_fade * self.steps)
+
+    def teacher_weight(self, step: int) -> float:
+        """The teacher loss's weight at `step`."""
+        return self.teacher * _fading(step, self.teacher_fade * self.steps)
 
     @property
     def fine_start(self) -> int:
@@ -116,9 +137,10 @@ class VideoFit:
     """What a fit produced, at the fitting size.
 
     disparity: `(N, h, w)` float32 inverse depth (units of the fit's arbitrary scale, larger
-    = nearer), temporally fused (`temporal.fuse_depth`). steps: `(N-1, 4, 4)` camera motions
+    = nearer), temporally fused (`temporal.fused_frames`), memory-mapped read-only from
+    `DISPARITY_FILE` beside the checkpoint. steps: `(N-1, 4, 4)` camera motions
     `T_i_to_i+1`. masks: `(N, h, w)` uint8 dynamic-object masks used by the GDS stage (None
-    when none were found or given).
+    when none were found or given), memory-mapped when found (`MASKS_FILE`).
     """
 
     disparity: np.ndarray
@@ -142,6 +164,7 @@ class _Fitter:
     pose: PoseNet
     device: torch.device
     teacher: np.ndarray | None = None  # (N, h, w) the teacher's disparity (any affine)
+    steady: np.ndarray | None = None  # (N, 2) scale, shift: the teacher on the clip's scale
     start: np.ndarray | None = None  # (N, h, w) logit offsets: net + offset = teacher at 0
     start_weight: float = 1.0  # how much of the offsets is added (they may fade out)
     prior: torch.Tensor | None = None  # (N-1, 4, 4) first guess of T_i_to_i+1
@@ -252,15 +275,14 @@ class _Fitter:
         return total / len(disps), first
 
     @torch.no_grad()
-    def disparity(self, batch: int = 4) -> np.ndarray:
-        """`(N, h, w)` inverse depth of every frame (finest scale, upsampled)."""
+    def disparities(self, batch: int = 4) -> Iterator[np.ndarray]:
+        """Each frame's `(h, w)` float32 inverse depth (finest scale, upsampled), in order,
+        `batch` frames computed at a time."""
         self.depth.eval()
-        out = []
         for i in range(0, len(self.frames), batch):
             idx = torch.arange(i, min(i + batch, len(self.frames)))
             full = self.sigmoids(idx, self.images(idx), finest=True)[0][1]
-            out.append((1 / sigmoid_to_depth(full))[:, 0].cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+            yield from (1 / sigmoid_to_depth(full))[:, 0].cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
     def motions(self, batch: int = 4) -> np.ndarray:
@@ -273,34 +295,62 @@ class _Fitter:
         return torch.cat(out).double().numpy()
 
     @torch.no_grad()
-    def residuals(self) -> np.ndarray:
-        """`(N, h, w)` minimum-reprojection error of the static model per frame (the first
-        and last frames borrow their neighbour's map: they have one source only)."""
+    def residuals(self) -> Iterator[np.ndarray]:
+        """Each frame's `(h, w)` minimum-reprojection error of the static model, in order
+        (the first and last frames borrow their neighbour's map: they have one source only)."""
         self.depth.eval()
         self.pose.eval()
-        n = len(self.frames)
-        errors = [self.loss(t, None, None)[1].error[0, 0].cpu().numpy() for t in range(1, n - 1)]
-        return np.stack([errors[0], *errors, errors[-1]])
+        for t in range(1, len(self.frames) - 1):
+            error = self.loss(t, None, None)[1].error[0, 0].cpu().numpy()
+            if t == 1:
+                yield error
+            yield error
+        yield error
+
+    @torch.no_grad()
+    def _net_statistics(self, batch: int) -> tuple[float, float]:
+        """The depth net's sigmoid disparity as it is now: the median over the clip of each
+        frame's median and of its mean absolute deviation from it."""
+        centres, spreads = [], []
+        for i in range(0, len(self.frames), batch):
+            idx = torch.arange(i, min(i + batch, len(self.frames)))
+            own = torch.sigmoid(self.depth.logits(self.images(idx))[0]).flatten(1)
+            centre = own.median(1, keepdim=True).values
+            centres.append(centre[:, 0])
+            spreads.append((own - centre).abs().mean(1))
+        return float(torch.cat(centres).median()), float(torch.cat(spreads).median())
 
     @torch.no_grad()
     def start_offsets(self, path: Path, batch: int = 4) -> np.memmap:
         """`(N, h, w)` float16 logit offsets (memory-mapped at `path`) that make the depth
-        net's finest output, as it is now, each frame's teacher map brought to its median
-        and spread (`match_spread`): the fit's start. What falls below zero disparity (the
-        teacher's far end is only known up to a shift) is eased onto (0, `_EASE` x the
-        median) by a softplus, so the start keeps every difference of the teacher's."""
+        net's finest output, as it is now, each frame's teacher map: on the clip's scale
+        (`steady`) and brought by one affine to the net's median and spread over the clip,
+        or else each map to the frame's own (`match_spread`). The fit's start. What falls
+        below zero disparity (the teacher's far end is only known up to a shift) is eased
+        onto (0, `_EASE` x the median) by a softplus, so the start keeps every difference
+        of the teacher's."""
         self.depth.eval()
         n, (h, w) = len(self.frames), self.frames.shape[1:3]
         path.parent.mkdir(parents=True, exist_ok=True)
         offsets = np.memmap(path, np.float16, "w+", shape=(n, h, w))
         lo, hi = _SIGMOID_RANGE
         levels = []
+        if self.steady is not None:
+            net_centre, net_spread = self._net_statistics(batch)
+            centre, spread = clip_statistics(self.teacher, self.steady)
+            gain = net_spread / spread
         for i in range(0, n, batch):
             idx = torch.arange(i, min(i + batch, n))
             img = self.images(idx)
             logit = upsample_to(self.depth.logits(img)[0], img.shape[-2:])
             own = torch.sigmoid(logit)
-            aligned = match_spread(self._maps(self.teacher, idx), own)
+            teacher = self._maps(self.teacher, idx)
+            if self.steady is None:
+                aligned = match_spread(teacher, own)
+            else:
+                scale, shift = torch.from_numpy(self.steady[idx.numpy()]).float().T
+                steadied = teacher * scale.view(-1, 1, 1, 1) + shift.view(-1, 1, 1, 1)
+                aligned = (steadied - centre) * gain + net_centre
             ease = _EASE * own.flatten(1).median(1).values.view(-1, 1, 1, 1)
             aligned = ease * F.softplus(aligned / ease)
             offset = torch.logit(aligned.clamp(lo, hi)) - logit
@@ -309,6 +359,36 @@ class _Fitter:
         offsets.flush()
         self.start_level = torch.cat(levels)
         return offsets
+
+
+def default_config(taught: bool, steps: int | None = None) -> FitConfig:
+    """The measured defaults (docs/video.md), for a fit from a teacher (`taught`) or cold;
+    `steps` (None: TAUGHT_STEPS or COLD_STEPS) overrides the length.
+
+    From a teacher the depth and motion are sensible from the start, so the neighbours'
+    depth consistency, which cuts jitter, can come in early and strong: over the last 60 %
+    of the steps at weight 4 (KITTI, 500 steps: jitter 0.0154 at weight 1, 0.0115 at 4 with
+    rank correlation 0.760 and 0.756; at 8 the maps flatten, 0.713). A cold start meets it
+    by shrinking the camera's motion instead: the last 30 % at 0.5."""
+    if taught:
+        return FitConfig(steps=steps or TAUGHT_STEPS, fine_fraction=0.6, consistency=4.0)
+    return FitConfig(steps=steps or COLD_STEPS)
+
+
+def _fading(step: int, over: float) -> float:
+    """1 at step 0, falling linearly to 0 at step `over` (`over` <= 0: always 1)."""
+    return 1.0 if over <= 0 else max(0.0, 1.0 - step / over)
+
+
+def _smoothed(values: torch.Tensor, sigma: float) -> torch.Tensor:
+    """`(N,)` values smoothed over their index by a Gaussian of `sigma` (0: as they are),
+    weights renormalised at the ends."""
+    if sigma <= 0:
+        return values
+    t = torch.arange(len(values), dtype=torch.float64)
+    weights = torch.exp(-0.5 * ((t[:, None] - t[None]) / sigma) ** 2)
+    smooth = weights @ values.double().cpu() / weights.sum(1)
+    return smooth.to(values)
 
 
 def _invert_rigid(t: torch.Tensor) -> torch.Tensor:
@@ -354,7 +434,8 @@ def fit_video(
                 f"teacher maps of shape {teacher.shape} for a clip of {clip.rgb.shape[:3]}"
             )
         fitter.teacher = teacher
-        fitter.teacher_weight, fitter.teacher_weak = config.teacher, config.teacher_weak
+        fitter.steady = steady_affines(clip.rgb, teacher)
+        fitter.teacher_weak = config.teacher_weak
         fitter.scale_anchor = config.scale_anchor
     optimizer = torch.optim.Adam(
         [
@@ -363,12 +444,15 @@ def fit_video(
         ]
     )
     state = _load_state(Path(checkpoint), clip, intrinsics, teacher is not None)
+    folder = Path(checkpoint).parent
+    arrays_key = {"source": clip.source, "frames": len(clip), "size": list(clip.size)}
     mask_source = "given" if masks is not None else "none"
     # The start is the net as calibrated here, made the teacher by per-frame offsets: the
     # same on every run of the same clip, so a resumed fit finds the offsets it was fitted on.
     depth_net.calibrate(fitter.images(torch.arange(0, len(clip), max(1, len(clip) // 8))))
     if teacher is not None:
         fitter.start = fitter.start_offsets(Path(checkpoint).with_name(START_CACHE))
+        fitter.start_level = _smoothed(fitter.start_level, config.level_smooth)
         guess = first_motions(clip.rgb, fitter.start_depth, intrinsics.matrix())
         fitter.prior = torch.from_numpy(guess).float().to(dev)
         # the pose net now learns corrections to the guess: it starts with none (a fresh
@@ -380,7 +464,8 @@ def fit_video(
         pose_net.load_state_dict(state["pose"])
         optimizer.load_state_dict(state["optimizer"])
         if masks is None and state["masks"] is not None:
-            masks, mask_source = _unpack(state["masks"], clip), "automatic"
+            masks = _unpack(state["masks"], clip, folder / MASKS_FILE, arrays_key)
+            mask_source = "automatic"
         start = int(state["step"])
     else:
         start = 0
@@ -409,9 +494,11 @@ def fit_video(
 
     for step in range(start, config.steps):
         fitter.start_weight = config.start_weight(step)
+        fitter.teacher_weight = config.teacher_weight(step)
         fine = step >= config.fine_start
         if fine and masks is None:
-            masks = residual_masks(fitter.residuals())
+            found = map(residual_mask, fitter.residuals())
+            masks = write_frame_array(folder / MASKS_FILE, found, np.uint8, arrays_key)
             mask_source = "automatic"
         scale = 0.1 if step >= config.decay_at * config.steps else 1.0
         lrs = (
@@ -442,9 +529,19 @@ def fit_video(
         save(max(start, config.steps))
     fitter.start_weight = config.start_weight(config.steps)
     motions = fitter.motions()
-    depth = fuse_depth(1 / fitter.disparity(), motions, intrinsics.matrix(), config.temporal_radius)
+    disparity = _fused_disparity(
+        fitter,
+        motions,
+        intrinsics,
+        config.temporal_radius,
+        folder,
+        {
+            **arrays_key,
+            "steps": config.steps,
+        },
+    )
     return VideoFit(
-        1 / depth,
+        disparity,
         motions,
         masks,
         mask_source if masks is not None else "none",
@@ -488,6 +585,34 @@ def _load_state(path: Path, clip: Clip, intrinsics: Intrinsics, taught: bool) ->
     return state
 
 
-def _unpack(bits: np.ndarray, clip: Clip) -> np.ndarray:
+def _fused_disparity(
+    fitter: _Fitter,
+    motions: np.ndarray,
+    intrinsics: Intrinsics,
+    radius: int,
+    folder: Path,
+    key: dict,
+) -> np.memmap:
+    """`(N, h, w)` float32 disparity of the fitted net, fused over `radius` frames each side,
+    memory-mapped from `folder / DISPARITY_FILE`: the net's depth goes to a scratch file
+    frame by frame, and the fusion reads it a window at a time."""
+    scratch = folder / _DEPTH_SCRATCH
+    depth = write_frame_array(scratch, (1 / d for d in fitter.disparities()), np.float32, key)
+    fused = fused_frames(FrameReader(depth), motions, intrinsics.matrix(), radius)
+    disparity = write_frame_array(folder / DISPARITY_FILE, (1 / d for d in fused), np.float32, key)
+    del depth, fused  # unmapped before the file goes (Windows keeps mapped files)
+    remove_frame_array(scratch)
+    return disparity
+
+
+def _unpack(bits: np.ndarray, clip: Clip, path: Path, key: dict) -> np.memmap:
+    """The `(N, h, w)` masks `np.packbits` packed whole into `bits`, memory-mapped from
+    `path`, unpacked 8 frames at a time (8 frames' bits are whole bytes)."""
     n, (w, h) = len(clip), clip.size
-    return np.unpackbits(bits)[: n * h * w].reshape(n, h, w)
+
+    def frames() -> Iterator[np.ndarray]:
+        for i in range(0, n, 8):
+            chunk = np.unpackbits(bits[i * h * w // 8 : (i + 8) * h * w // 8])
+            yield from chunk[: min(8, n - i) * h * w].reshape(-1, h, w)
+
+    return write_frame_array(path, frames(), np.uint8, key)

@@ -1,10 +1,10 @@
-"""Frames of a clip: a video file (OpenCV decoding, one frame at a time) or a folder of
-images, brought to the fitting size as RGB uint8 (grey frames get three equal channels) and
-kept in a memory-mapped cache in the output folder, so a rerun does not decode again."""
+"""Frames of a clip for the fit: read through `stream.FrameStream` (the reader `--fast` uses),
+brought to the fitting size as RGB uint8 and kept in a memory-mapped cache in the output
+folder, so a rerun does not decode again and a run stopped at a bad frame resumes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,14 +13,14 @@ import numpy as np
 
 from prodepth_cli.errors import InputError, OptionError
 from prodepth_cli.video.cache import FrameArrayWriter, open_cached
+from prodepth_cli.video.stream import Frame, FrameError, FrameStream, stopped
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm"}
 # Frames are fitted at about this many pixels on the long side (see `fitting_size`).
 DEFAULT_LONG_SIDE = 416
 _MULTIPLE = 32  # the depth network's encoder halves the size five times
 FRAMES_CACHE = "frames.u8"  # `(N, h, w, 3)` uint8 RGB at the fitting size, header beside it
 
-FullFrameCallback = Callable[[np.ndarray, tuple[int, int]], None]  # full RGB, fitting (w, h)
+FullFrameCallback = Callable[[Frame, tuple[int, int]], None]  # a full-size frame, fitting (w, h)
 
 
 @dataclass
@@ -71,53 +71,9 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-@dataclass(frozen=True)
-class ClipSource:
-    """A video file or a folder of frames, not yet decoded: `frames()` streams them."""
-
-    path: Path
-    files: tuple[Path, ...] | None  # a folder's image files, sorted; None for a video
-
-    @property
-    def fingerprint(self) -> dict:
-        """What identifies the frames for a cache: path, and size and time of every file."""
-        files = self.files if self.files is not None else (self.path,)
-        stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-        return {"source": str(self.path.resolve()), "files": stats}
-
-    def frames(self) -> Iterator[np.ndarray]:
-        """Each frame at full size, `(H, W, 3)` uint8 RGB, one at a time."""
-        if self.files is not None:
-            yield from _read_folder(self.path, self.files)
-        else:
-            yield from _read_video(self.path)
-
-    @property
-    def fps(self) -> float:
-        if self.files is not None:
-            return 10.0
-        cap = cv2.VideoCapture(str(self.path))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        cap.release()
-        return fps if 0 < fps < 1000 else 25.0
-
-
-def open_source(path: str | Path) -> ClipSource:
-    """The clip at `path`; InputError naming it when it is missing or an empty folder."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file or folder")
-    if p.is_dir():
-        files = _frame_files(p)
-        if not files:
-            raise InputError(f"{p}: no image files in this folder")
-        return ClipSource(p, tuple(files))
-    return ClipSource(p, None)
-
-
 def clip_key(path: str | Path, size: tuple[int, int] | None = None) -> dict:
     """What a cache of the clip at `path` brought to `size` is made for (see `read_clip`)."""
-    return {**open_source(path).fingerprint, "size": list(size) if size else None}
+    return {**FrameStream(path).fingerprint, "size": list(size) if size else None}
 
 
 def cached_clip(path: str | Path, size: tuple[int, int] | None, cache: str | Path) -> Clip | None:
@@ -130,6 +86,15 @@ def cached_clip(path: str | Path, size: tuple[int, int] | None, cache: str | Pat
     return Clip(str(path), rgb, meta["names"], meta["width"], meta["height"], meta["fps"])
 
 
+def clip_cache_writer(
+    stream: FrameStream, path: Path, dtype: np.dtype | str, made_for: dict
+) -> FrameArrayWriter:
+    """A writer of per-frame arrays of the clip `stream` reads, made for `made_for` (the
+    fitting size, the model...), that continues what an earlier run for the same left,
+    frame by frame while the frames' data is unchanged (`cache.FrameArrayWriter.needs`)."""
+    return FrameArrayWriter(path, dtype, {"source": str(stream.path.resolve()), **made_for})
+
+
 def read_clip(
     path: str | Path,
     size: tuple[int, int] | None = None,
@@ -139,105 +104,72 @@ def read_clip(
 ) -> Clip:
     """Read a video file or a folder of frames, resized to `size` (`(w, h)`; default
     `fitting_size`), one frame at a time. Raises InputError naming the path when it is not a
-    usable clip.
+    usable clip, or the frame that cannot be decoded.
 
     cache: a folder for the frames at the fitting size (`frames.u8`, memory-mapped, and its
     JSON header); when it already holds this clip at this size the clip comes from there and
-    nothing is decoded (`cached_clip`). on_full: called with each frame at full size
-    (`(H, W, 3)` uint8 RGB) and the fitting size as it streams (not when the cache answers).
+    nothing is decoded (`cached_clip`). A run stopped at a frame that cannot be decoded (or
+    killed) leaves the frames before it there, and the next run decodes but does not store
+    them again (those whose data is unchanged: `stream.Frame.key`). on_full: called with
+    each frame at full size (`stream.Frame`) and the fitting size as it streams (not when
+    the cache answers).
     """
     if cache is not None:
         clip = cached_clip(path, size, cache)
         if clip is not None:
             return clip
-    source = open_source(path)
-    sink: FrameArrayWriter | list[np.ndarray]
-    sink = FrameArrayWriter(Path(cache) / FRAMES_CACHE, np.uint8) if cache is not None else []
+    stream = FrameStream(path)
+    writer = None
+    if cache is not None:
+        writer = clip_cache_writer(stream, Path(cache) / FRAMES_CACHE, np.uint8, {"size": size})
+    held: list[np.ndarray] = []
+
+    def keep(frame: Frame, fit: tuple[int, int]) -> None:
+        if writer is not None and not writer.needs(frame.index, frame.key):
+            return  # a run before this one cached it
+        small = cv2.resize(frame.rgb, fit, interpolation=cv2.INTER_AREA)
+        if writer is None:
+            held.append(small)
+        else:
+            writer.append(small, frame.key)
+
     try:
-        width, height, count = _stream(source, size, sink, on_frame, on_full)
-    except BaseException:
-        if isinstance(sink, FrameArrayWriter):
-            sink.abort()
+        width, height, count = _stream(stream, size, keep, on_frame, on_full)
+    except BaseException as exc:
+        if writer is not None:
+            writer.close()
+        if isinstance(exc, FrameError):
+            raise (stopped(exc, "cached") if writer is not None else InputError(str(exc))) from None
         raise
-    if source.files is not None:
-        names = [f.stem for f in source.files]
-    else:
-        digits = max(6, len(str(count - 1)))
-        names = [f"{i:0{digits}d}" for i in range(count)]
-    fps = source.fps
-    if isinstance(sink, list):
-        return Clip(str(path), np.stack(sink), names, width, height, fps)
-    extra = {"names": names, "width": width, "height": height, "fps": fps}
-    rgb = sink.finish(clip_key(path, size), extra)
-    return Clip(str(path), rgb, names, width, height, fps)
+    names = [stream.name(i) for i in range(count)]
+    if writer is None:
+        return Clip(str(path), np.stack(held), names, width, height, stream.fps)
+    extra = {"names": names, "width": width, "height": height, "fps": stream.fps}
+    rgb = writer.finish(clip_key(path, size), extra)
+    return Clip(str(path), rgb, names, width, height, stream.fps)
 
 
 def _stream(
-    source: ClipSource,
+    stream: FrameStream,
     size: tuple[int, int] | None,
-    sink: FrameArrayWriter | list[np.ndarray],
+    keep: Callable[[Frame, tuple[int, int]], None],
     on_frame: Callable[[], None] | None,
     on_full: FullFrameCallback | None,
 ) -> tuple[int, int, int]:
-    """Every frame of `source` resized into `sink`; `(width, height, count)` of the clip."""
+    """Every frame of `stream` and the fitting size into `keep`; `(width, height, count)`
+    of the clip."""
     width = height = count = 0
     fit: tuple[int, int] = size or (0, 0)
-    for frame in source.frames():
+    for frame in stream:
         if count == 0:
-            height, width = frame.shape[:2]
+            height, width = frame.rgb.shape[:2]
             fit = size or fitting_size(width, height)
-        elif frame.shape[:2] != (height, width):
-            name = source.files[count].stem if source.files is not None else str(count)
-            raise InputError(
-                f"{source.path}: frame {name} is {frame.shape[1]}x{frame.shape[0]}, "
-                f"the first is {width}x{height}"
-            )
-        small = cv2.resize(frame, fit, interpolation=cv2.INTER_AREA)
-        sink.append(small)
+        keep(frame, fit)
         if on_full:
             on_full(frame, fit)
         if on_frame:
             on_frame()
         count += 1
     if count < 3:
-        raise InputError(f"{source.path}: {count} frame(s); a clip needs at least 3")
+        raise InputError(f"{stream.path}: {count} frame(s); a clip needs at least 3")
     return width, height, count
-
-
-def _frame_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _read_folder(folder: Path, files: tuple[Path, ...]) -> Iterator[np.ndarray]:
-    for f in files:
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR)  # grey files come back as 3 equal channels
-        if img is None:
-            raise InputError(f"{f}: not a readable image")
-        yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def rgb_frames(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
-    """The frames `cap` decodes from where it stands to the first it cannot, each `(H, W, 3)`
-    uint8 RGB (grey frames get three equal channels)."""
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            return
-        if bgr.ndim == 2:
-            bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def _read_video(path: Path) -> Iterator[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise InputError(f"{path}: not a video OpenCV can decode")
-        count = 0
-        for frame in rgb_frames(cap):
-            count += 1
-            yield frame
-    finally:
-        cap.release()
-    if not count:
-        raise InputError(f"{path}: not a video OpenCV can decode (no frames)")

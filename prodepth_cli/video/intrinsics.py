@@ -4,11 +4,11 @@ documented default, always rescaled to the size the network sees."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from prodepth_cli.camera import Intrinsics
 from prodepth_cli.errors import InputError, OptionError
 
 # monodepth2's KITTI intrinsics (fx = 0.58 W): a wide (~81 degree horizontal) view. With no
@@ -18,27 +18,6 @@ DEFAULT_FX_PER_WIDTH = 0.58
 # Labels of a 3x4 projection matrix, preferred in this order (KITTI odometry uses P0 for the
 # left grey camera, KITTI raw P_rect_00/02).
 _CALIB_KEYS = ("P0", "P_rect_00", "P2", "P_rect_02")
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics in pixels of an image `width` x `height`."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    def scaled_to(self, width: int, height: int) -> Intrinsics:
-        """The same camera seen through an image resized to `width` x `height`."""
-        sx, sy = width / self.width, height / self.height
-        return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height)
-
-    def matrix(self) -> np.ndarray:
-        """`(3, 3)` float32 K."""
-        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float32)
 
 
 def default_intrinsics(width: int, height: int) -> Intrinsics:

@@ -12,14 +12,19 @@ from types import TracebackType
 import av
 import cv2
 import numpy as np
+import tifffile
 from av.video.reformatter import ColorRange, Colorspace
 
-from prodepth_cli.errors import OptionError, OutputError
+from prodepth_cli.errors import InputError, OptionError, OutputError
 from prodepth_cli.io.write import FORMATS, DepthArray, atomic_output, level_mapper, write_depth
 
 # One normalisation for the whole clip (not per frame, which would flicker): these
 # percentiles of all frames' disparity map to 0 and 65535.
 _RANGE_PERCENTILES = (0.5, 99.5)
+# ...of at most this many values (64 MB), drawn from every frame of a longer clip: on a
+# 600-frame fit (docs/video.md), a quarter, a sixteenth and a 64th of its values give its
+# range to 0.13 %, 0.22 % and 2 % (of the range).
+RANGE_SAMPLES = 1 << 24
 FRAME_FORMATS = ("png16", "tiff", "npy")
 # libx264's constant quality (18: hard to tell from the source) at a preset that keeps a
 # 1080p preview cheap beside the depth model.
@@ -33,8 +38,23 @@ _RATE_TOLERANCE = 1e-3
 
 
 def clip_range(disparity: np.ndarray) -> tuple[float, float]:
-    """`(lo, hi)` disparity mapped to black and white for every frame of the clip."""
-    lo, hi = np.percentile(disparity, _RANGE_PERCENTILES)
+    """`(lo, hi)` disparity mapped to black and white for every frame of the clip.
+
+    disparity: `(N, h, w)`, e.g. memory-mapped: read a frame at a time. The percentiles are
+    those of every value when the clip has at most `RANGE_SAMPLES` of them (up to 2,730
+    frames at 96x64, 180 at 416x224), else of as many values drawn from each frame at
+    random (seeded: the same range on every run), `RANGE_SAMPLES` in all: the same memory
+    for any length."""
+    n, first = len(disparity), np.asarray(disparity[0])
+    size, rng = first.size, np.random.default_rng(0)
+    count = size if n * size <= RANGE_SAMPLES else max(1, RANGE_SAMPLES // n)
+    sample = np.empty(n * count, first.dtype)
+    for t, d in enumerate(disparity):
+        values = np.ravel(d)
+        if count < size:
+            values = values[rng.choice(size, count, replace=False)]
+        sample[t * count : (t + 1) * count] = values
+    lo, hi = np.percentile(sample, _RANGE_PERCENTILES, overwrite_input=True)
     return float(lo), float(max(hi, lo + 1e-12))
 
 
@@ -68,6 +88,22 @@ class FrameMapWriter:
         write_depth(DepthArray(_resized(disparity, self.size), range=(lo, hi)), path, self.fmt)
         return path
 
+    def read(self, name: str, lo: float, hi: float) -> np.ndarray:
+        """The map `write` wrote for frame `name`, back as `(H, W)` float32 disparity:
+        16-bit PNG levels over `[lo, hi]` (values beyond it come back clipped), float
+        formats as they are. InputError when it is not a readable map."""
+        path = self.path(name)
+        if self.fmt == "npy":
+            values = np.load(path)
+        elif self.fmt == "tiff":
+            values = tifffile.imread(path)
+        else:
+            levels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if levels is None:
+                raise InputError(f"{path}: not a readable depth map; remove it and rerun")
+            values = lo + levels.astype(np.float32) * np.float32((hi - lo) / 65535)
+        return np.asarray(values, np.float32).reshape(values.shape[:2])
+
 
 def write_depth_frames(
     disparity: np.ndarray,
@@ -76,8 +112,9 @@ def write_depth_frames(
     size: tuple[int, int],
     fmt: str = "png16",
 ) -> list[Path]:
-    """`(N, h, w)` disparity -> `folder/<name>.<fmt's suffix>` at `size` (`(W, H)`), one
-    range for the whole clip (see `FrameMapWriter`)."""
+    """`(N, h, w)` disparity (e.g. memory-mapped: read a frame at a time) ->
+    `folder/<name>.<fmt's suffix>` at `size` (`(W, H)`), one range for the whole clip (see
+    `FrameMapWriter`, `clip_range`)."""
     lo, hi = clip_range(disparity)
     writer = FrameMapWriter(folder, fmt, size)
     return [writer.write(n, d, lo, hi) for d, n in zip(disparity, names, strict=True)]
@@ -169,8 +206,12 @@ class PreviewWriter:
             levels = cv2.copyMakeBorder(
                 levels, 0, self._pad[1], 0, self._pad[0], cv2.BORDER_REPLICATE
             )
-        bgr = cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)
-        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(
+        self.add_image(cv2.applyColorMap(levels, cv2.COLORMAP_TURBO), "bgr24")
+
+    def add_image(self, pixels: np.ndarray, fmt: str = "rgb24") -> None:
+        """One frame of any picture (a parallax video's): `(H, W, 3)` uint8 in `fmt` (rgb24
+        or bgr24) at `size` plus the even-size padding."""
+        frame = av.VideoFrame.from_ndarray(pixels, format=fmt).reformat(
             format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
         )
         frame.pts = self.frames
@@ -212,8 +253,8 @@ class PreviewWriter:
 
 
 def write_preview(path: Path, disparity: np.ndarray, fps: float, size: tuple[int, int]) -> None:
-    """`(N, h, w)` disparity -> the clip's colour-mapped preview at `path` (see
-    `PreviewWriter`), one range for the whole clip."""
+    """`(N, h, w)` disparity (e.g. memory-mapped: read a frame at a time) -> the clip's
+    colour-mapped preview at `path` (see `PreviewWriter`), one range for the whole clip."""
     lo, hi = clip_range(disparity)
     with PreviewWriter(path, fps, size) as preview:
         for disp in disparity:

@@ -12,9 +12,19 @@ import numpy as np
 from prodepth_cli.errors import OptionError
 from prodepth_cli.models.runtime import DepthModel, load_model
 from prodepth_cli.torch_device import choose_torch_device, onnx_device
+from prodepth_cli.video.cache import FrameReader
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
 from prodepth_cli.video.fast import FastOptions, FastReport, fast_video_depth
-from prodepth_cli.video.fit import COLD_STEPS, FitConfig, StepCallback, VideoFit, fit_video
+from prodepth_cli.video.fit import (
+    COLD_STEPS,
+    MASKS_FILE,
+    TAUGHT_STEPS,
+    FitConfig,
+    StepCallback,
+    VideoFit,
+    default_config,
+    fit_video,
+)
 from prodepth_cli.video.frames import Clip, parse_size, read_clip
 from prodepth_cli.video.geometry import chain_poses
 from prodepth_cli.video.intrinsics import (
@@ -35,7 +45,7 @@ POSES_NAME = "poses.txt"
 class VideoOptions:
     """Everything `prodepth video` takes besides input and output folder."""
 
-    steps: int | None = None  # None: FitConfig.steps with a teacher model, else COLD_STEPS
+    steps: int | None = None  # None: TAUGHT_STEPS with a teacher model, else COLD_STEPS
     intrinsics: str | None = None  # "fx,fy,cx,cy" in pixels of the original frames
     calib: str | None = None  # KITTI-style calibration file
     masks: str | None = None  # folder: one dynamic-object mask per frame
@@ -135,7 +145,7 @@ def video_depth(
         return fast_video_depth(src, out_dir, model, fast, start, on_frame)
     if options.intrinsics:  # reject a malformed string before any decoding
         parse_intrinsics(options.intrinsics, 1, 1)
-    steps = options.steps or (FitConfig.steps if model is not None else COLD_STEPS)
+    steps = options.steps or (TAUGHT_STEPS if model is not None else COLD_STEPS)
     if steps < 1:
         raise OptionError(f"--steps {steps}: must be at least 1")
     size = parse_size(options.size) if options.size else None
@@ -148,18 +158,21 @@ def video_depth(
     if on_frames:
         on_frames(len(clip))
     k, origin = clip_intrinsics(clip, options)
-    masks = read_mask_folder(options.masks, len(clip), clip.size) if options.masks else None
+    masks = None
+    if options.masks:  # memory-mapped from the output folder, never whole in memory
+        masks = read_mask_folder(options.masks, len(clip), clip.size, out / MASKS_FILE)
     checkpoint = out / CHECKPOINT_NAME
-    config = config or FitConfig(steps=steps)
+    config = config or default_config(model is not None, steps)
     coarse = options.coarse_model or default_coarse_onnx()
     fit = fit_video(clip, k, checkpoint, coarse, config, masks, device, on_step, teacher)
     original = (clip.width, clip.height)
-    files = write_depth_frames(fit.disparity, clip.names, out, original, options.fmt)
+    disparity = FrameReader(fit.disparity)  # a frame at a time: read twice, never held
+    files = write_depth_frames(disparity, clip.names, out, original, options.fmt)
     poses = out / POSES_NAME
     write_poses(poses, chain_poses(list(fit.steps)))
     preview = None
     if options.preview:
-        write_preview(Path(options.preview), fit.disparity, clip.fps, original)
+        write_preview(Path(options.preview), disparity, clip.fps, original)
         preview = str(options.preview)
     return VideoReport(
         str(src),

@@ -1,55 +1,90 @@
-"""Frames of a clip one at a time, never all held: a video file (OpenCV decoding) or a folder
-of images (libvips, as `prodepth depth` reads them), each frame RGB uint8 at full size."""
+"""Frames of a clip one at a time, never all held: a video file (PyAV: FFmpeg's decoders, with
+their error checks on) or a folder of images (libvips, as `prodepth depth` reads them), each
+frame RGB uint8 at full size; and what identifies a clip's frames for a cache."""
 
 from __future__ import annotations
 
-import os
+import contextlib
+import hashlib
+import heapq
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
+import av
 import numpy as np
 
-from prodepth_cli.errors import InputError
+from prodepth_cli.errors import InputError, first_line
 from prodepth_cli.io.read import open_image
-from prodepth_cli.video.frames import IMAGE_SUFFIXES, rgb_frames
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm"}
 FOLDER_FPS = 10.0  # a folder of frames has no frame rate of its own
 _FALLBACK_FPS = 25.0  # a video whose header gives no usable rate
 _NAME_DIGITS = 6  # video frames are named by their zero-padded index
-# OpenCV's FFmpeg prints a line for each damaged packet of a truncated video, on stderr
-# beside the one line that names the frame; read once, when its first video is opened.
-_FFMPEG_LOGLEVEL = ("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, unless the user set one
+# FFmpeg's decoders hide damage: they conceal a corrupt frame from its neighbours and go on.
+# "explode" makes them report it instead. One decoding thread: with several, a slice's
+# error is dropped (slice threads) or reported packets later (frame threads), against the
+# wrong frame; one thread decodes 1080p H.264 many times faster than any depth model runs.
+_DECODER_OPTIONS = {"err_detect": "explode"}
+# H.264 and HEVC reorder at most 16 frames: that many packets past a damaged one hold every
+# frame that displays before it.
+_MAX_REORDER = 16
 
 
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame: its index in the clip (from 0), its output stem, `(H, W, 3)` RGB
-    uint8 pixels (grey frames have three equal channels; 16-bit frames are scaled to 8)."""
+    uint8 pixels (grey frames have three equal channels; 16-bit frames are scaled to 8),
+    and `key`, what identifies the data it was decoded from, for a cache that a run stopped
+    short leaves (the next run checks each frame's key before it reuses what is cached):
+    a folder's file name, size and time; a video's hash of every packet read until the
+    frame came out (a truncated or damaged video and its repaired copy agree on the frames
+    before the damage)."""
 
     index: int
     name: str
     rgb: np.ndarray
+    key: str = ""
 
 
 class FrameError(InputError):
-    """Frame `index` (named `name`) of a clip cannot be decoded; the frames before it were."""
+    """A frame of a clip cannot be decoded. `index`: the first frame not delivered (frames
+    `0..index-1` were), named `name`; `bad`: the frame whose data is damaged, which a
+    decoder that reorders frames (H.264's B-frames) meets before some frames that display
+    before it (then `bad > index`)."""
 
-    def __init__(self, message: str, index: int, name: str):
+    def __init__(self, message: str, index: int, name: str, bad: int | None = None):
         super().__init__(message)
         self.index = index
         self.name = name
+        self.bad = index if bad is None else bad
+
+
+def stopped(exc: FrameError, kept: str) -> InputError:
+    """`exc` as the one line a run that stops there prints: the frames before it are `kept`
+    ("written", "cached") and a rerun resumes there."""
+    n = exc.index
+    if n == 0:
+        return InputError(f"{exc}; no frame before it is {kept}")
+    if exc.bad == n:
+        return InputError(f"{exc}; the {n} frame(s) before it are {kept}, a rerun resumes there")
+    later = f"{n}-{exc.bad - 1}" if exc.bad - 1 > n else str(n)
+    return InputError(
+        f"{exc}; frames 0-{n - 1} are {kept} ({later} come after it in the stream), "
+        f"a rerun resumes at frame {n}"
+    )
 
 
 class FrameStream:
     """The frames of a video file or a folder of images, decoded as they are asked for.
 
-    `fps`: frames per second (a video's header: OpenCV reports the average rate of a
-    variable-rate video; a folder: `FOLDER_FPS`). `count`: the number of frames when known
-    (a folder's files, a video's header), else None. Iterating decodes from the first frame
-    and raises `FrameError` at a frame that cannot be decoded, or where a video ends before
-    the count its header gives.
+    `fps`: frames per second (a video's header: the average rate of a variable-rate video;
+    a folder: `FOLDER_FPS`). `count`: the number of frames when known (a folder's files, a
+    video's header), else None. Iterating decodes from the first frame and raises
+    `FrameError` at a frame that cannot be decoded (an unreadable image; a video packet
+    the decoder finds damaged or that is cut short), or where a video ends before the count
+    its header gives.
     """
 
     def __init__(self, path: str | Path):
@@ -58,7 +93,7 @@ class FrameStream:
             raise InputError(f"{self.path}: no such file or folder")
         self._files: list[Path] | None = None
         if self.path.is_dir():
-            self._files = _frame_files(self.path)
+            self._files = frame_files(self.path)
             self.fps, self.count = FOLDER_FPS, len(self._files)
         else:
             self.fps, self.count = _video_header(self.path)
@@ -69,6 +104,14 @@ class FrameStream:
             return self._files[index].stem
         digits = max(_NAME_DIGITS, len(str((self.count or 1) - 1)))
         return f"{index:0{digits}d}"
+
+    @property
+    def fingerprint(self) -> dict:
+        """What identifies the whole clip for a cache: its path, and the name, size and time
+        of every file (a folder's images, or the video)."""
+        files = self._files if self._files is not None else [self.path]
+        stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        return {"source": str(self.path.resolve()), "files": stats}
 
     def __iter__(self) -> Iterator[Frame]:
         frames = self._folder_frames() if self._files is not None else self._video_frames()
@@ -92,26 +135,109 @@ class FrameStream:
                 pixels = image.rows(0, image.height)
             except InputError as exc:
                 raise FrameError(f"frame {i}: {exc}", i, f.stem) from None
-            yield Frame(i, f.stem, _as_uint8(pixels, image.full_scale))
+            stat = f.stat()
+            key = f"{f.name} {stat.st_size} {stat.st_mtime_ns}"
+            yield Frame(i, f.stem, _as_uint8(pixels, image.full_scale), key)
 
     def _video_frames(self) -> Iterator[Frame]:
-        cap = _open_video(self.path)
-        try:
-            index = 0
-            for rgb in rgb_frames(cap):
-                yield Frame(index, self.name(index), rgb)
-                index += 1
-        finally:
-            cap.release()
-        if self.count is not None and index < self.count:
+        with _open_video(self.path) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1
+            stream.codec_context.options = dict(_DECODER_OPTIONS)
+            decoded = packets_read = 0
+            first: int | None = None  # the first frame's pts
+            read = hashlib.sha1(bytes(stream.codec_context.extradata or b""))
+            waiting: list[int] = []  # pts of packets demuxed whose frames are not out yet
+            packets = container.demux(stream)
+            while True:
+                try:
+                    packet = next(packets, None)
+                except av.error.FFmpegError as exc:  # the file cannot be read on
+                    raise FrameError(
+                        f"{self.path}: frame {decoded} cannot be decoded: {first_line(exc)}",
+                        decoded,
+                        self.name(decoded),
+                    ) from None
+                if packet is None:
+                    break
+                if packet.size:
+                    packets_read += 1
+                    read.update(bytes(packet))
+                    if packet.pts is not None:
+                        heapq.heappush(waiting, packet.pts)
+                elif self.count is not None and packets_read < self.count:
+                    # The demuxer ended early. Not flushed: the frames the decoder holds
+                    # may display after missing ones, and take their names.
+                    break
+                if packet.is_corrupt:  # the demuxer's flag: the file ends inside the packet
+                    why = "the file ends inside it (cut short)"
+                    raise self._damaged(packet, why, decoded, waiting, packets, stream, first)
+                try:
+                    out = packet.decode()
+                except av.error.FFmpegError:
+                    why = "its data is corrupt"
+                    raise self._damaged(
+                        packet, why, decoded, waiting, packets, stream, first
+                    ) from None
+                for frame in out:
+                    if frame.is_corrupt:
+                        raise self._corrupt_frame(decoded, frame)
+                    first = frame.pts if first is None else first
+                    while waiting and frame.pts is not None and waiting[0] <= frame.pts:
+                        heapq.heappop(waiting)
+                    rgb = _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+                    yield Frame(decoded, self.name(decoded), rgb, read.hexdigest())
+                    decoded += 1
+                if not packet.size:
+                    break  # the flush packet: the decoder has given every frame
+        if self.count is not None and decoded < self.count:
             raise FrameError(
-                f"{self.path}: frame {index} cannot be decoded: the video ends after {index} "
-                f"of the {self.count} frames its header lists (truncated or corrupt)",
-                index,
-                self.name(index),
+                f"{self.path}: frame {decoded} cannot be decoded: the video ends after "
+                f"{decoded} of the {self.count} frames its header lists (truncated or corrupt)",
+                decoded,
+                self.name(decoded),
             )
-        if index == 0:
-            raise InputError(f"{self.path}: not a video OpenCV can decode (no frames)")
+        if decoded == 0:
+            raise InputError(f"{self.path}: not a video FFmpeg can decode (no frames)")
+
+    def _damaged(
+        self,
+        packet: av.Packet,
+        why: str,
+        decoded: int,
+        waiting: list[int],
+        packets: Iterator[av.Packet],
+        stream: av.video.stream.VideoStream,
+        first_pts: int | None,
+    ) -> FrameError:
+        """The error for a packet the decoder rejects (or cut short), `decoded` frames out,
+        named by its frame's place in display order: the frames not out yet, and those of
+        the next packets, that display before it. Where the file ends that soon, frames
+        that display before it may have been cut off with the rest: then its time times the
+        frame rate, if that says more (exact at a constant rate)."""
+        pts = packet.pts
+        if pts is None:
+            return self._bad_frame(decoded, decoded, "", why)
+        later: list[int | None] = []
+        with contextlib.suppress(av.error.FFmpegError):  # unreadable further on: fewer
+            later = [p.pts for p in itertools.islice(packets, _MAX_REORDER) if p.size]
+        bad = decoded + sum(1 for p in [*waiting, *later] if p is not None and p < pts)
+        seconds = float((pts - (first_pts or stream.start_time or 0)) * stream.time_base)
+        if len(later) < _MAX_REORDER and seconds > 0:
+            bad = max(bad, round(seconds * self.fps))
+        return self._bad_frame(decoded, bad, f" (at {seconds:.2f} s)", why)
+
+    def _bad_frame(self, decoded: int, bad: int, when: str, why: str) -> FrameError:
+        return FrameError(
+            f"{self.path}: frame {bad}{when} cannot be decoded: {why}",
+            decoded,
+            self.name(decoded),
+            bad,
+        )
+
+    def _corrupt_frame(self, decoded: int, frame: av.VideoFrame) -> FrameError:
+        when = f" (at {frame.time:.2f} s)" if frame.time is not None else ""
+        return self._bad_frame(decoded, decoded, when, "the decoder marks it corrupt")
 
 
 def open_frames(path: str | Path) -> FrameStream:
@@ -120,7 +246,9 @@ def open_frames(path: str | Path) -> FrameStream:
     return FrameStream(path)
 
 
-def _frame_files(folder: Path) -> list[Path]:
+def frame_files(folder: Path) -> list[Path]:
+    """A folder's image files, sorted by name: the frames of a clip (or its masks).
+    InputError when there are none, or when two would give one output name."""
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"{folder}: no image files in this folder")
@@ -132,27 +260,37 @@ def _frame_files(folder: Path) -> list[Path]:
     return files
 
 
-def _open_video(path: Path) -> cv2.VideoCapture:
-    os.environ.setdefault(*_FFMPEG_LOGLEVEL)
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
+def _open_video(path: Path) -> av.container.InputContainer:
+    """The container at `path`, which has a video stream; InputError otherwise."""
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError):
         raise InputError(
-            f"{path}: not a video OpenCV can decode (a file cut short before its index, "
+            f"{path}: not a video FFmpeg can decode (a file cut short before its index, "
             "or not a video)"
-        )
-    return cap
+        ) from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: not a video (no video stream)")
+    return container
 
 
 def _video_header(path: Path) -> tuple[float, int | None]:
-    """`(fps, frame count or None)` from a video's header."""
-    cap = _open_video(path)
-    try:
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    finally:
-        cap.release()
+    """`(fps, frame count or None)` from a video's header (the average rate: a
+    variable-rate video's too)."""
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        count = stream.frames
     return (fps if 0 < fps < 1000 else _FALLBACK_FPS), (count if count > 0 else None)
+
+
+def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """A decoded frame `(H, W, 3)` turned as its display matrix says (`rotation`: degrees
+    counterclockwise; a phone held upright records a rotated frame and this angle)."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _as_uint8(pixels: np.ndarray, full_scale: float) -> np.ndarray:

@@ -18,8 +18,9 @@ import numpy as np
 
 from prodepth_cli.models.runtime import DepthModel, default_model_path, load_model
 from prodepth_cli.pipeline import depth_array
-from prodepth_cli.video.cache import FrameArrayWriter, open_cached
-from prodepth_cli.video.frames import Clip, cached_clip, clip_key, open_source, read_clip
+from prodepth_cli.video.cache import open_cached
+from prodepth_cli.video.frames import Clip, cached_clip, clip_cache_writer, clip_key, read_clip
+from prodepth_cli.video.stream import Frame, FrameError, FrameStream, stopped
 
 TEACHER_CACHE = "teacher.f16"  # `(N, h, w)` float16 normalised disparity, header beside it
 
@@ -59,34 +60,36 @@ def clip_and_teacher(
     name, loaded only if maps are missing).
     The frames are decoded once when neither cache is there, and again only when the
     teacher's maps are missing for frames already cached (another model, a run cut short).
+    A run stopped at a frame that cannot be decoded keeps the maps before it, and the
+    model is not run on those again.
     """
     target = Path(folder) / TEACHER_CACHE
-    key = {"frames": clip_key(src, size), **model_identity(model)}
-    loaded: list[DepthModel] = [model] if model is not None else []
-    writer: FrameArrayWriter | None = None
-
-    def on_full(rgb: np.ndarray, fit: tuple[int, int]) -> None:
-        nonlocal writer
-        if not loaded:
-            loaded.append(load_model(device=device))
-        if writer is None:
-            writer = FrameArrayWriter(target, np.float16)
-        writer.append(teacher_map(rgb, loaded[0], fit))
-
+    teacher = model_identity(model)
     clip = cached_clip(src, size, folder)
     if clip is not None:
-        cached = open_cached(target, key)
+        cached = open_cached(target, {"frames": clip_key(src, size), **teacher})
         if cached is not None:
             return clip, cached[0]
+    stream = FrameStream(src)
+    writer = clip_cache_writer(stream, target, np.float16, {"size": size, **teacher})
+    loaded: list[DepthModel] = [model] if model is not None else []
+
+    def on_full(frame: Frame, fit: tuple[int, int]) -> None:
+        if not writer.needs(frame.index, frame.key):
+            return  # a run before this one made it, from the same frame
+        if not loaded:
+            loaded.append(load_model(device=device))
+        writer.append(teacher_map(frame.rgb, loaded[0], fit), frame.key)
+
     try:
         if clip is None:
             clip = read_clip(src, size, on_frame, folder, on_full)
         else:  # frames cached, maps not (another model, a run cut short): stream again
-            for rgb in open_source(src).frames():
-                on_full(rgb, clip.size)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
+            for frame in stream:
+                on_full(frame, clip.size)
+    except BaseException as exc:
+        writer.close()
+        if isinstance(exc, FrameError):
+            raise stopped(exc, "cached") from None
         raise
-    assert writer is not None  # read_clip streamed at least 3 frames through on_full
-    return clip, writer.finish(key)
+    return clip, writer.finish({"frames": clip_key(src, size), **teacher})

@@ -9,6 +9,8 @@ objects, occlusions) a frame keeps its own depth.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -20,32 +22,46 @@ AGREEMENT = 0.5  # relative depth difference beyond which a neighbour is ignored
 def fuse_depth(
     depth: np.ndarray, motions: np.ndarray, k: np.ndarray, radius: int = 1
 ) -> np.ndarray:
-    """`(N, h, w)` depth fused over `radius` frames each side.
+    """`(N, h, w)` depth fused over `radius` frames each side, in memory (`fused_frames`
+    yields the same one frame at a time)."""
+    return np.stack(list(fused_frames(depth, motions, k, radius))).astype(depth.dtype)
 
-    motions: `(N-1, 4, 4)` `T_i_to_i+1`; k: `(3, 3)` intrinsics at this size. For a
-    neighbour s of frame t, a pixel's point lands in s at depth z_s; s's own depth there,
-    d_s, rescales t's depth by d_s / z_s. The fused depth is the mean of the agreeing ones
-    (harmonic, i.e. averaged in disparity, where the photometric fit is made).
+
+def fused_frames(
+    depth: np.ndarray, motions: np.ndarray, k: np.ndarray, radius: int = 1
+) -> Iterator[np.ndarray]:
+    """Each frame's `(h, w)` float32 depth fused over `radius` frames each side, in order.
+
+    depth: `(N, h, w)` float32, e.g. memory-mapped: only the 2 x `radius` + 1 frames around
+    the one being fused are read and held at a time. motions: `(N-1, 4, 4)` `T_i_to_i+1`;
+    k: `(3, 3)` intrinsics at this size. For a neighbour s of frame t, a pixel's point
+    lands in s at depth z_s; s's own depth there, d_s, rescales t's depth by d_s / z_s. The
+    fused depth is the mean of the agreeing ones (harmonic, i.e. averaged in disparity,
+    where the photometric fit is made).
     """
     n = len(depth)
-    maps = torch.from_numpy(depth)[:, None].float()
     kk = torch.from_numpy(k).float()[None]
-    fused = np.empty_like(depth)
+    window: dict[int, torch.Tensor] = {}  # frame index -> its (1, 1, h, w) depth
     for t in range(n):
-        own = maps[t : t + 1]
+        first, last = max(0, t - radius), min(n, t + radius + 1)
+        for s in [s for s in window if s < first]:
+            del window[s]
+        for s in range(first, last):
+            if s not in window:
+                window[s] = torch.from_numpy(np.array(depth[s], np.float32))[None, None]
+        own = window[t]
         total, count = 1 / own, torch.ones_like(own)
-        for s in range(max(0, t - radius), min(n, t + radius + 1)):
+        for s in range(first, last):
             if s == t:
                 continue
             move = torch.from_numpy(_motion(motions, t, s)).float()[None]
             grid, z_s = project(own, kk, move)
-            d_s = sample_view(maps[s : s + 1], grid)
+            d_s = sample_view(window[s], grid)
             ratio = d_s / z_s
             agree = lands_inside(grid) & ((ratio - 1).abs() < AGREEMENT)
             total = total + torch.where(agree, 1 / (own * ratio), torch.zeros_like(own))
             count = count + agree.float()
-        fused[t] = (count / total)[0, 0].numpy()
-    return fused
+        yield (count / total)[0, 0].numpy()
 
 
 def _motion(motions: np.ndarray, t: int, s: int) -> np.ndarray:
