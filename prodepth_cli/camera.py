@@ -10,6 +10,19 @@ from dataclasses import dataclass
 import numpy as np
 
 ASSUMED = "assumed"  # `source` of a focal length no file or model gave
+FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)  # 35 mm film's frame, which "equivalent" means
+
+
+def focal_from_35mm(focal_35mm_mm: float, width: int, height: int) -> float:
+    """The focal length in pixels of a `width` x `height` image taken at a 35 mm equivalent
+    focal length: equivalence is along the diagonal (the image's diagonal sees what the
+    film's 43.3 mm diagonal sees), so any aspect ratio and orientation works."""
+    return focal_35mm_mm * math.hypot(width, height) / FILM_DIAGONAL_MM
+
+
+def focal_from_fov(hfov_deg: float, width: int) -> float:
+    """The focal length in pixels of a `width`-pixel image seeing `hfov_deg` across."""
+    return 0.5 * width / math.tan(math.radians(hfov_deg) / 2.0)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import pyvips
 import tifffile
 from PIL import Image
 
+from tests.conftest import scene_image
+
 # XYZ (D65) -> linear sRGB: as the DNG's ColorMatrix1, the sensor "sees" linear sRGB.
 _XYZ_TO_SRGB = [3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570]
 # The sensor's response to white, per channel (AsShotNeutral): LibRaw's camera white balance
@@ -111,3 +113,15 @@ def write_depth_folder(folder: Path, stems: tuple[str, ...], disparity: np.ndarr
     for stem in stems:
         write_png16(folder / f"{stem}_depth.png", disparity)
     return folder
+
+
+def write_scene(path: Path, h: int = 120, w: int = 160, seed: int = 0) -> Path:
+    """`conftest.scene_image(h, w, seed)` written to `path` (its suffix picks the format)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), scene_image(h, w, seed)[:, :, ::-1])
+    return path
+
+
+def near_left_ramp(h: int, w: int) -> np.ndarray:
+    """`(h, w)` float32 disparity: near (1) on the left, far (0) on the right."""
+    return np.tile(np.linspace(1.0, 0.0, w, dtype=np.float32), (h, 1))

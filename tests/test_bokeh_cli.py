@@ -19,7 +19,7 @@ from prodepth_cli.commands.bokeh import bokeh
 from prodepth_cli.io.depth_map import fill_invalid, read_depth_map
 from prodepth_cli.io.pfm import write_pfm
 from tests.conftest import scene_image
-from tests.photo_files import write_depth_folder, write_png16
+from tests.photo_files import near_left_ramp, write_depth_folder, write_png16, write_scene
 
 runner = CliRunner()
 
@@ -34,14 +34,11 @@ def _bokeh(*args: str):
 
 
 def _image(path: Path, h: int = 90, w: int = 120, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), scene_image(h, w, seed)[:, :, ::-1])
-    return path
+    return write_scene(path, h, w, seed)
 
 
 def _disparity(h: int = 90, w: int = 120) -> np.ndarray:
-    """Near on the left, far on the right."""
-    return np.tile(np.linspace(1.0, 0.0, w, dtype=np.float32), (h, 1))
+    return near_left_ramp(h, w)
 
 
 def _assert_one_line_error(result, *needles: str) -> None:

@@ -20,15 +20,10 @@ from prodepth_cli.cli import app
 from prodepth_cli.io.gdepth import read_embedded_depth
 from prodepth_cli.io.pfm import read_pfm
 from tests.conftest import scene_image
+from tests.photo_files import write_scene as _image
 
 runner = CliRunner()
 PRODEPTH = [sys.executable, "-m", "prodepth_cli"]
-
-
-def _image(path: Path, h: int = 120, w: int = 160, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), scene_image(h, w, seed)[:, :, ::-1])
-    return path
 
 
 def _depth(*args: str):

@@ -31,14 +31,9 @@ from prodepth_cli.models import hub
 from prodepth_cli.training.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import scene_image
 from tests.fake_disk import FakeDisk
+from tests.photo_files import write_scene as _image
 
 runner = CliRunner()
-
-
-def _image(path: Path, h: int = 120, w: int = 160, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), scene_image(h, w, seed)[:, :, ::-1])
-    return path
 
 
 def _one_line(result) -> str:

@@ -17,11 +17,12 @@ from PIL import Image
 from plyfile import PlyData
 from typer.testing import CliRunner
 
+from prodepth_cli.camera import FILM_DIAGONAL_MM
 from prodepth_cli.cli import app
 from prodepth_cli.models.runtime import load_model
 from prodepth_cli.pipeline import DepthOptions
 from prodepth_cli.scene3d import SceneOptions, scene_file
-from prodepth_cli.scene3d.intrinsics import FILM_DIAGONAL_MM, centred, focal_from_exif
+from prodepth_cli.scene3d.intrinsics import centred, focal_from_exif
 from prodepth_cli.scene3d.mesh import grid_faces
 from prodepth_cli.scene3d.points import backproject, grid_positions
 from prodepth_cli.scene3d.scale import default_depth_range

@@ -40,7 +40,14 @@ from prodepth_cli.stereo.shift import (
 from prodepth_cli.stereo.warp import snap_edges, synthesise_view, warp_view
 from tests.conftest import MOTORCYCLE, SHARED_DATA, require, scene_image
 from tests.fake_disk import FakeDisk
-from tests.photo_files import TAGS, write_depth_folder, write_jpeg, write_png16
+from tests.photo_files import (
+    TAGS,
+    near_left_ramp,
+    write_depth_folder,
+    write_jpeg,
+    write_png16,
+    write_scene,
+)
 
 runner = CliRunner()
 BLUE = np.array([0.0, 0.0, 1.0], np.float32)
@@ -271,14 +278,11 @@ def test_a_file_in_strips_is_the_same_file(tmp_path):
 
 
 def _photo(path: Path, h: int = 48, w: int = 64, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), scene_image(h, w, seed)[:, :, ::-1])
-    return path
+    return write_scene(path, h, w, seed)
 
 
 def _disparity(h: int = 48, w: int = 64) -> np.ndarray:
-    """Near on the left, far on the right."""
-    return np.tile(np.linspace(1.0, 0.0, w, dtype=np.float32), (h, 1))
+    return near_left_ramp(h, w)
 
 
 def test_the_command_writes_each_layout_with_its_players_name_and_a_json_record(tmp_path):

@@ -52,7 +52,12 @@ LENS_TAGS = {
 
 def lens_tags(image: pyvips.Image) -> dict[str, float]:
     """The LENS_TAGS an image's EXIF holds, as numbers (zero and broken values left out)."""
-    exif = _parsed(blob_field(image, "exif-data"))
+    return exif_lens_tags(blob_field(image, "exif-data"))
+
+
+def exif_lens_tags(blob: bytes | None) -> dict[str, float]:
+    """The LENS_TAGS an EXIF block holds (`lens_tags`); none from no block or a broken one."""
+    exif = _parsed(blob)
     if exif is None:
         return {}
     shot = exif.get_ifd(_EXIF_IFD)

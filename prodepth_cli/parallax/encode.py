@@ -51,20 +51,6 @@ def mp4_crf(quality: int | None) -> int:
     return round(51 - 0.41 * (MP4_QUALITY if quality is None else quality))
 
 
-class _Mp4Writer(PreviewWriter):
-    """`PreviewWriter` (one H.264 MP4 for every video here) at the CRF of a quality."""
-
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], crf: int):
-        super().__init__(path, fps, size)
-        self._crf = crf
-
-    def _video_stream(self, container):
-        stream = super()._video_stream(container)
-        if stream.codec_context.name == "libx264":  # other encoders take no CRF
-            stream.options = {**stream.options, "crf": str(self._crf)}
-        return stream
-
-
 @contextlib.contextmanager
 def video_writer(
     dst: str | Path, fps: float, size: tuple[int, int], quality: int | None = None
@@ -74,7 +60,7 @@ def video_writer(
     (nothing on an error: one line naming `dst`, a DiskFullError when the disk filled up).
     `quality`: see the module's notes (None: the format's default)."""
     if video_suffix(dst) == ".mp4":
-        with _Mp4Writer(Path(dst), fps, size, mp4_crf(quality)) as writer:
+        with PreviewWriter(Path(dst), fps, size, mp4_crf(quality)) as writer:
             yield writer.add_image
         return
     frames: list[np.ndarray] = []

@@ -27,6 +27,7 @@ from prodepth_cli.parallax.paths import PATHS, CameraPose, camera_path, overscan
 from prodepth_cli.parallax.raymarch import Ray, Sampler, View, render_frame
 from prodepth_cli.parallax.samplers import frame_device, make_sampler
 from prodepth_cli.stereo.render import max_ramp_for
+from prodepth_cli.stereo.shift import check_convergence
 
 FPS = 30.0  # an MP4's frames per second
 ANIMATION_FPS = 20.0  # a GIF's or WebP's: a GIF's delays are hundredths (5 exactly)
@@ -69,11 +70,7 @@ class ParallaxOptions:
                 f"--amount {self.amount:g}: a percentage of the width from 0 to "
                 f"{MAX_AMOUNT:g} (3 looks natural)"
             )
-        if not 0.0 <= self.convergence <= 1.0:
-            raise OptionError(
-                f"--convergence {self.convergence:g}: a map level from 0 (the farthest stays "
-                "in place) to 1 (the nearest)"
-            )
+        check_convergence(self.convergence)
         if self.quality is not None and not 1 <= self.quality <= MAX_QUALITY:
             raise OptionError(f"--quality {self.quality}: from 1 (smallest) to {MAX_QUALITY}")
         if self.frame_count(False) > MAX_FRAMES:

@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prodepth_cli.camera import ASSUMED, Intrinsics
+from prodepth_cli.camera import (
+    ASSUMED,
+    Intrinsics,
+    focal_from_35mm,
+    focal_from_fov,
+)
 
 if TYPE_CHECKING:
     from prodepth_cli.io.read import ImageSource
     from prodepth_cli.models.runtime import DepthModel
 
 DEFAULT_FOV_DEG = 60.0  # horizontal; a phone's main camera sees 65-75, a 50 mm lens 40
-FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 MM_PER_UNIT = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # EXIF FocalPlaneResolutionUnit
 FOCAL_OUTPUTS = ("focallength_px",)  # a model's output giving the focal length, in pixels
 _SANE_FOV_DEG = (0.5, 175.0)  # outside this an EXIF focal length is a broken tag
@@ -38,11 +42,6 @@ def centred(focal_px: float, width: int, height: int, source: str) -> Intrinsics
     return Intrinsics(focal_px, focal_px, width / 2.0, height / 2.0, width, height, source)
 
 
-def focal_from_fov(hfov_deg: float, width: int) -> float:
-    """The focal length in pixels of a `width`-pixel image seeing `hfov_deg` across."""
-    return 0.5 * width / math.tan(math.radians(hfov_deg) / 2.0)
-
-
 def focal_from_exif(tags: dict[str, float], width: int, height: int) -> tuple[float, str] | None:
     """(focal length in pixels, source) from EXIF `tags` (`io.metadata.lens_tags`) for the
     `width` x `height` image they belong to (upright or not: the diagonal and square pixels
@@ -51,10 +50,9 @@ def focal_from_exif(tags: dict[str, float], width: int, height: int) -> tuple[fl
     35 mm equivalent: f_px = f35 * diagonal_px / diagonal of the 36 x 24 mm frame. Else the
     real focal length over the sensor's pixel pitch (FocalPlaneXResolution), rescaled when
     the photograph was resized after the camera wrote PixelXDimension."""
-    diagonal = math.hypot(width, height)
     found = None
     if "FocalLengthIn35mmFilm" in tags:
-        found = tags["FocalLengthIn35mmFilm"] * diagonal / FILM_DIAGONAL_MM, EXIF_35MM
+        found = focal_from_35mm(tags["FocalLengthIn35mmFilm"], width, height), EXIF_35MM
     elif {"FocalLength", "FocalPlaneXResolution"} <= tags.keys():
         unit = MM_PER_UNIT.get(int(tags.get("FocalPlaneResolutionUnit", 2)))
         if unit is not None:

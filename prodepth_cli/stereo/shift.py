@@ -27,6 +27,16 @@ SYNTHETIC_VIEWS = ("both", "right", "left")
 MAX_DIVERGENCE = 20.0  # % of the width: far past what eyes fuse (2-3 % is comfortable)
 
 
+def check_convergence(level: float) -> None:
+    """OptionError unless `level` (--convergence: the map level that stays in place) is in
+    [0, 1]."""
+    if not 0.0 <= level <= 1.0:
+        raise OptionError(
+            f"--convergence {level:g}: a map level from 0 (the farthest stays in place) to 1 "
+            "(the nearest)"
+        )
+
+
 @dataclass(frozen=True)
 class StereoOptions:
     """How a stereo pair is made. `divergence`: % of the width between the eyes' shifts of
@@ -47,11 +57,7 @@ class StereoOptions:
                 f"--divergence {self.divergence:g}: a percentage of the width from 0 to "
                 f"{MAX_DIVERGENCE:g} (2 is comfortable)"
             )
-        if not 0.0 <= self.convergence <= 1.0:
-            raise OptionError(
-                f"--convergence {self.convergence:g}: a map level from 0 (the farthest stays "
-                "in place) to 1 (the nearest)"
-            )
+        check_convergence(self.convergence)
         if self.synthetic_view not in SYNTHETIC_VIEWS:
             raise OptionError(
                 f"--synthetic-view {self.synthetic_view}: choose one of "

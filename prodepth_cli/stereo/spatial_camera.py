@@ -17,11 +17,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from PIL import Image
-
+from prodepth_cli.camera import focal_from_35mm, focal_from_fov
+from prodepth_cli.io.metadata import exif_lens_tags
 from prodepth_cli.stereo.shift import StereoOptions
 
-FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # 35 mm film's frame, which "equivalent" means
 # Without a focal length in the EXIF: a phone's main camera (26 mm equivalent), where most
 # photographs now come from (Apple's own sample pair is rendered at 80 degrees across).
 ASSUMED_FOCAL_35MM = 26.0
@@ -29,8 +28,6 @@ ASSUMED_FOCAL_35MM = 26.0
 # 2 m (a person across a room) gives 53 mm at a phone's field of view and the default 2 %,
 # near the 64 mm between human eyes that Apple's sample pair uses.
 NEAREST_M = 2.0
-_EXIF_IFD = 0x8769
-_FOCAL_35MM_TAG = 0xA405  # FocalLengthIn35mmFilm, in the Exif IFD; 0 = unknown
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class SpatialCamera:
         """(fx, cx, cy) in pixels of a `width` x `height` eye as Apple's sample writes them:
         fx = fy = 0.5·W / tan(hfov / 2), the principal point at the image's centre
         (W/2, H/2, pixel-corner coordinates), no skew."""
-        return focal_px(width, self.hfov_deg), 0.5 * width, 0.5 * height
+        return focal_from_fov(self.hfov_deg, width), 0.5 * width, 0.5 * height
 
 
 def spatial_camera(
@@ -69,29 +66,14 @@ def spatial_camera(
 def focal_35mm(exif: bytes | None) -> float | None:
     """FocalLengthIn35mmFilm from an EXIF block (mm), or None: absent, 0 (unknown) or
     unreadable."""
-    if not exif:
-        return None
-    parsed = Image.Exif()
-    try:
-        parsed.load(exif)
-        value = parsed.get_ifd(_EXIF_IFD).get(_FOCAL_35MM_TAG)
-        focal = float(value) if value is not None else 0.0
-    except (SyntaxError, ValueError, OSError, KeyError, TypeError):
-        return None
-    return focal if focal > 0 else None
+    return exif_lens_tags(exif).get("FocalLengthIn35mmFilm")
 
 
 def horizontal_fov_deg(width: int, height: int, focal_35mm_mm: float) -> float:
     """The horizontal field of view (degrees) of a `width` x `height` image taken at a 35 mm
-    equivalent focal length: equivalence is along the diagonal (the image's diagonal sees
-    what 35 mm film's 43.3 mm diagonal sees), so any aspect ratio and orientation works."""
-    focal = math.hypot(width, height) * focal_35mm_mm / FULL_FRAME_DIAGONAL_MM  # pixels
+    equivalent focal length (`camera.focal_from_35mm`)."""
+    focal = focal_from_35mm(focal_35mm_mm, width, height)
     return math.degrees(2.0 * math.atan(0.5 * width / focal))
-
-
-def focal_px(width: int, hfov_deg: float) -> float:
-    """The focal length in pixels of a `width`-pixel image seeing `hfov_deg` across."""
-    return 0.5 * width / math.tan(math.radians(hfov_deg) / 2.0)
 
 
 def baseline_m(hfov_deg: float, divergence: float) -> float:

@@ -49,7 +49,6 @@ from prodepth_cli.video.losses import (
     edge_aware_smoothness,
     ground_contact_smoothness,
     identity_error,
-    match_spread,
     reprojection_loss,
     teacher_loss,
 )
@@ -164,7 +163,6 @@ class _Fitter:
     pose: PoseNet
     device: torch.device
     teacher: np.ndarray | None = None  # (N, h, w) the teacher's disparity (any affine)
-    steady: np.ndarray | None = None  # (N, 2) scale, shift: the teacher on the clip's scale
     start: np.ndarray | None = None  # (N, h, w) logit offsets: net + offset = teacher at 0
     start_weight: float = 1.0  # how much of the offsets is added (they may fade out)
     prior: torch.Tensor | None = None  # (N-1, 4, 4) first guess of T_i_to_i+1
@@ -321,11 +319,11 @@ class _Fitter:
         return float(torch.cat(centres).median()), float(torch.cat(spreads).median())
 
     @torch.no_grad()
-    def start_offsets(self, path: Path, batch: int = 4) -> np.memmap:
+    def start_offsets(self, path: Path, steady: np.ndarray, batch: int = 4) -> np.memmap:
         """`(N, h, w)` float16 logit offsets (memory-mapped at `path`) that make the depth
         net's finest output, as it is now, each frame's teacher map: on the clip's scale
-        (`steady`) and brought by one affine to the net's median and spread over the clip,
-        or else each map to the frame's own (`match_spread`). The fit's start. What falls
+        (`steady`: `(N, 2)` scale and shift, `steady_teacher.steady_affines`) and brought by
+        one affine to the net's median and spread over the clip. The fit's start. What falls
         below zero disparity (the teacher's far end is only known up to a shift) is eased
         onto (0, `_EASE` x the median) by a softplus, so the start keeps every difference
         of the teacher's."""
@@ -335,22 +333,18 @@ class _Fitter:
         offsets = np.memmap(path, np.float16, "w+", shape=(n, h, w))
         lo, hi = _SIGMOID_RANGE
         levels = []
-        if self.steady is not None:
-            net_centre, net_spread = self._net_statistics(batch)
-            centre, spread = clip_statistics(self.teacher, self.steady)
-            gain = net_spread / spread
+        net_centre, net_spread = self._net_statistics(batch)
+        centre, spread = clip_statistics(self.teacher, steady)
+        gain = net_spread / spread
         for i in range(0, n, batch):
             idx = torch.arange(i, min(i + batch, n))
             img = self.images(idx)
             logit = upsample_to(self.depth.logits(img)[0], img.shape[-2:])
             own = torch.sigmoid(logit)
+            scale, shift = torch.from_numpy(steady[idx.numpy()]).float().T
             teacher = self._maps(self.teacher, idx)
-            if self.steady is None:
-                aligned = match_spread(teacher, own)
-            else:
-                scale, shift = torch.from_numpy(self.steady[idx.numpy()]).float().T
-                steadied = teacher * scale.view(-1, 1, 1, 1) + shift.view(-1, 1, 1, 1)
-                aligned = (steadied - centre) * gain + net_centre
+            steadied = teacher * scale.view(-1, 1, 1, 1) + shift.view(-1, 1, 1, 1)
+            aligned = (steadied - centre) * gain + net_centre
             ease = _EASE * own.flatten(1).median(1).values.view(-1, 1, 1, 1)
             aligned = ease * F.softplus(aligned / ease)
             offset = torch.logit(aligned.clamp(lo, hi)) - logit
@@ -434,7 +428,6 @@ def fit_video(
                 f"teacher maps of shape {teacher.shape} for a clip of {clip.rgb.shape[:3]}"
             )
         fitter.teacher = teacher
-        fitter.steady = steady_affines(clip.rgb, teacher)
         fitter.teacher_weak = config.teacher_weak
         fitter.scale_anchor = config.scale_anchor
     optimizer = torch.optim.Adam(
@@ -451,7 +444,8 @@ def fit_video(
     # same on every run of the same clip, so a resumed fit finds the offsets it was fitted on.
     depth_net.calibrate(fitter.images(torch.arange(0, len(clip), max(1, len(clip) // 8))))
     if teacher is not None:
-        fitter.start = fitter.start_offsets(Path(checkpoint).with_name(START_CACHE))
+        start_cache = Path(checkpoint).with_name(START_CACHE)
+        fitter.start = fitter.start_offsets(start_cache, steady_affines(clip.rgb, teacher))
         fitter.start_level = _smoothed(fitter.start_level, config.level_smooth)
         guess = first_motions(clip.rgb, fitter.start_depth, intrinsics.matrix())
         fitter.prior = torch.from_numpy(guess).float().to(dev)

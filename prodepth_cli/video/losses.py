@@ -172,18 +172,6 @@ def align_to(teacher: torch.Tensor, disp: torch.Tensor, weight: torch.Tensor) ->
         return teacher * scale.view(-1, 1, 1, 1) + shift.view(-1, 1, 1, 1)
 
 
-def match_spread(teacher: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
-    """`teacher` `(B, 1, H, W)` scaled and shifted per image to `disp`'s median and mean
-    absolute deviation from it. Unlike least squares (`align_to`), which shrinks the
-    teacher's range by how little the two agree, this keeps the teacher's contrast whole."""
-    with torch.no_grad():
-        t, d = teacher.flatten(1), disp.flatten(1)
-        mt, md = t.median(1, keepdim=True).values, d.median(1, keepdim=True).values
-        st = (t - mt).abs().mean(1, keepdim=True).clamp_min(1e-12)
-        sd = (d - md).abs().mean(1, keepdim=True)
-        return ((t - mt) * (sd / st) + md).view_as(teacher)
-
-
 def teacher_loss(disp: torch.Tensor, teacher: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Scale-and-shift-invariant L1 to a per-frame teacher (MiDaS-style): the teacher
     `(B, 1, H, W)` aligned to the disparity `disp` by least squares (`align_to`, detached),

@@ -26,9 +26,10 @@ _RANGE_PERCENTILES = (0.5, 99.5)
 # range to 0.13 %, 0.22 % and 2 % (of the range).
 RANGE_SAMPLES = 1 << 24
 FRAME_FORMATS = ("png16", "tiff", "npy")
-# libx264's constant quality (18: hard to tell from the source) at a preset that keeps a
-# 1080p preview cheap beside the depth model.
-_X264_OPTIONS = {"crf": "18", "preset": "veryfast"}
+# libx264's constant quality by default (18: hard to tell from the source), at a preset that
+# keeps a 1080p preview cheap beside the depth model.
+PREVIEW_CRF = 18
+_X264_PRESET = "veryfast"
 # A depth preview's colours, in BT.709 (HD) and tagged so: players that guess the matrix of
 # an untagged stream guess BT.601 for SD and BT.709 for HD, and turbo's hues would shift.
 _BT709 = 1  # the H.264 VUI code for BT.709 primaries, transfer and matrix
@@ -160,11 +161,12 @@ class PreviewWriter:
 
     A context manager: frames `add`ed one at a time are encoded as they come; the file is
     written under a temporary name and renamed on a clean exit, removed on an error (one
-    line naming `path`: a DiskFullError when the disk filled up).
+    line naming `path`: a DiskFullError when the disk filled up). `crf`: libx264's constant
+    rate factor (lower: better and bigger; another H.264 encoder takes none).
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
-        self.path, self.rate = Path(path), preview_rate(fps)
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], crf: int = PREVIEW_CRF):
+        self.path, self.rate, self.crf = Path(path), preview_rate(fps), crf
         self.size = (int(size[0]), int(size[1]))
         self.frames = 0
         self._pad = (self.size[0] % 2, self.size[1] % 2)  # columns, rows added
@@ -193,7 +195,7 @@ class PreviewWriter:
         stream.height = self.size[1] + self._pad[1]
         stream.pix_fmt = "yuv420p"
         if encoder == "libx264":
-            stream.options = dict(_X264_OPTIONS)
+            stream.options = {"crf": str(self.crf), "preset": _X264_PRESET}
         context = stream.codec_context
         context.colorspace = context.color_primaries = context.color_trc = _BT709
         context.color_range = ColorRange.MPEG  # limited ("TV"): what players expect
