@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,7 +20,9 @@ from tests.onnx_models import (
 
 # A plain run's default is the best catalog model installed: the tests see an empty model
 # cache, never the developer's own (set before huggingface_hub is first imported).
+# Removed when the run ends: every pytest run (and xdist worker) makes one.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="prodepth-tests-hf-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 os.environ.pop("PRODEPTH_MODEL", None)
 
 MOTORCYCLE = SHARED_DATA / "gt" / "middlebury2014_Q" / "Motorcycle"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from prodepth_cli.io.png import adler32_combine, write_png
+from prodepth_cli.io.png import adler32_combine, read_text, text_chunk, write_png
 
 
 def _encode(image: np.ndarray, strip_rows: int, threads: int) -> bytes:
@@ -81,3 +81,19 @@ def test_adler32_of_segments_combines_to_the_whole(sizes):
     a, b = (rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes)
     combined = adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b))
     assert combined == zlib.adler32(a + b)
+
+
+def test_text_entries_are_read_back_without_the_pixels_and_other_readers_see_them():
+    image = np.arange(12 * 10, dtype=">u2").reshape(12, 10)
+    f = io.BytesIO()
+    chunks = [text_chunk("prodepth disparity range", "0.25 1.5"), text_chunk("note", "é")]
+    write_png(f, 10, 12, [image], 16, chunks=chunks)
+    data = f.getvalue()
+    idat = data.index(b"IDAT")
+    # only the bytes before the pixels are needed: the rest is cut off here
+    head = io.BytesIO(data[: idat + 4])
+    assert read_text(head) == {"prodepth disparity range": "0.25 1.5", "note": "é"}
+    assert pyvips.Image.new_from_buffer(data, "").get("png-comment-0-prodepth disparity range")
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), -1), image.astype(np.uint16))
+    with pytest.raises(ValueError):
+        read_text(io.BytesIO(b"GIF89a"))

@@ -23,6 +23,7 @@ from prodepth_cli.models.runtime import load_model
 from prodepth_cli.pipeline import depth_array
 from prodepth_cli.video.consistency import clip_jitter, jitter
 from prodepth_cli.video.fast import FastOptions, fast_video_depth
+from prodepth_cli.video.outputs import FrameMapWriter, PreviewWriter
 from prodepth_cli.video.shots import SHOTS_NAME, shot_range
 from prodepth_cli.video.stabilise import Affine, Alignment, MapStatistics, fit_affine
 from prodepth_cli.video.stream import FrameError, open_frames
@@ -245,20 +246,26 @@ def test_corrupt_jpeg_stops_at_it_in_one_line_and_a_rerun_resumes(tmp_path, poin
     assert "frame 5" in lines[0] and files[5].name in lines[0] and "Traceback" not in lines[0]
     written = sorted(p.stem for p in out.glob("*.png"))
     assert written == [f.stem for f in files[:5]]
-    before = {p: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    writer = FrameMapWriter(out, "png16", FRAME_WH)
+    (shot,) = json.loads((out / SHOTS_NAME).read_text())["shots"]
+    # stopped inside its shot: no final range yet, the maps in the provisional one
+    assert (shot["final"], shot["rewritten"]) == (None, False)
+    assert {writer.written_range(n) for n in written} == {(shot["lo"], shot["hi"])}
 
     files[5].write_bytes(whole)
     result = fast_cli(*args, "--json")
     assert result.exit_code == 0, result.stderr
     run = json.loads(result.stdout.splitlines()[-1])
-    assert (run["frames"], run["resumed"]) == (10, 5)
-    assert {p: p.stat().st_mtime_ns for p in before} == before  # not written again
+    assert (run["frames"], run["resumed"]) == (10, 5)  # the five maps were not run again
     assert sorted(p.stem for p in out.glob("*.png")) == [f.stem for f in files]
+    (shot,) = json.loads((out / SHOTS_NAME).read_text())["shots"]
+    assert shot["rewritten"] and shot["final"] == [shot["lo"], shot["hi"]]
+    names = [f.stem for f in files]
+    assert {writer.written_range(n) for n in names} == {(shot["lo"], shot["hi"])}
     # the rerun continued the shot from the map read back: it matches a run never cut short
     # (measured 5e-5 of the range: the last map comes back rounded to 16 bits)
     clean = tmp_path / "clean"
     assert fast_cli(*args[:1], "-o", str(clean), *args[3:]).exit_code == 0
-    names = [f.stem for f in files[5:]]
     for resumed, uncut in zip(levels(out, names), levels(clean, names), strict=True):
         assert np.abs(resumed - uncut).mean() < 1e-3
 
@@ -409,3 +416,198 @@ def test_a_folder_of_another_run_is_not_resumed(tmp_path, pointwise_affine):
     model = load_model(pointwise_affine, "cpu")
     with pytest.raises(OptionError, match=SHOTS_NAME):
         fast_video_depth(tmp_path / "clip", out, model)
+
+
+# --- each shot's final range: maps rewritten over the range the shot used ------------------
+
+
+def two_shot_clip(folder: Path) -> list[Path]:
+    """Twelve frames of one scene panning, then twelve of another (two shots)."""
+    first = panning(texture(13, (0.4, 0.6, 1.0)), 12)
+    second = panning(texture(14, (1.0, 0.5, 0.3)), 12)
+    return write_folder(folder, first + second)
+
+
+def shot_levels(out: Path, names: list[str]) -> np.ndarray:
+    """Every pixel of the 16-bit maps `names`, in [0, 1]."""
+    return np.concatenate([m.ravel() for m in levels(out, names)])
+
+
+def turbo_levels(rgb: np.ndarray) -> np.ndarray:
+    """`(H, W, 3)` RGB of a preview frame -> the 8-bit level (0..255) of turbo's nearest
+    colour at each pixel: what the preview shows, undone."""
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
+    lut = lut[:, 0, ::-1].astype(np.float32)  # (256, 3) RGB
+    pixels = rgb.reshape(-1, 3).astype(np.float32)
+    distance = (pixels**2).sum(1)[:, None] - 2 * pixels @ lut.T + (lut**2).sum(1)[None]
+    return distance.argmin(1).reshape(rgb.shape[:2])
+
+
+def preview_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_shot_maps_use_the_full_level_range(tmp_path, flicker_model):
+    """The provisional range (the first map's 1st-99th percentiles widened by half their
+    width each side) leaves the maps in its middle half; rewritten over the span of the
+    maps' own 0.5th-99.5th percentiles, the shot's 1st and 99th percentiles land near 0 and
+    1, and no map has more than its 0.5 % clipped at either end."""
+    files = write_folder(tmp_path / "clip", panning(texture(15, (0.9, 1.0, 0.8)), 20))
+    out = tmp_path / "out"
+    report = fast_video_depth(tmp_path / "clip", out, load_model(flicker_model, "cpu"))
+    names = [f.stem for f in files]
+    (logged,) = json.loads((out / SHOTS_NAME).read_text())["shots"]
+    (shot,) = report.shots
+    written = shot_levels(out, names)
+    p1, p99 = np.percentile(written, (1, 99))
+    # the same levels as they stood in the provisional range, before the rewrite
+    (lo, hi), (p_lo, p_hi) = logged["final"], logged["provisional"]
+    old1, old99 = (np.array([p1, p99]) * (hi - lo) + lo - p_lo) / (p_hi - p_lo)
+    # measured 0.062 and 0.941, where they stood at 0.252 and 0.747
+    assert p1 < 0.1 and p99 > 0.9, (p1, p99)
+    assert p99 - p1 > 1.6 * (old99 - old1), (p1, p99, old1, old99)
+    for m in levels(out, names):
+        # 0.5 %, and the pixels at the end level itself (a level is 1/65535 of the range)
+        assert (m == 0).mean() < 0.006 and (m == 1).mean() < 0.006
+    assert logged["rewritten"] and [logged["lo"], logged["hi"]] == logged["final"]
+    assert list(shot.range) == logged["final"] == report.shots[0].record["range"]
+    assert logged["provisional"] == [shot.lo, shot.hi]
+    # the final range lies inside the provisional one: the PNGs held nothing beyond it
+    assert shot.lo <= shot.range[0] < shot.range[1] <= shot.hi
+    # and each map says which range it is in
+    writer = FrameMapWriter(out, "png16", FRAME_WH)
+    assert {writer.written_range(n) for n in names} == {tuple(logged["final"])}
+
+
+def test_levels_round_trip_through_shots_json_to_the_disparity(tmp_path, flicker_model):
+    """The same run as float32 (npy: the disparity itself) and as 16-bit PNG: a level v is
+    the disparity lo + v / 65535 * (hi - lo) with `shots.json`'s lo, hi, to the rounding of
+    the two writes (half a level of the provisional range, then of the final one), and
+    values beyond the final range come back clipped to its ends."""
+    files = two_shot_clip(tmp_path / "clip")
+    # a session each: the flicker's random draws start over, the two runs see the same maps
+    npy = FastOptions("npy")
+    fast_video_depth(tmp_path / "clip", tmp_path / "npy", load_model(flicker_model, "cpu"), npy)
+    fast_video_depth(tmp_path / "clip", tmp_path / "png", load_model(flicker_model, "cpu"))
+    logged = json.loads((tmp_path / "png" / SHOTS_NAME).read_text())["shots"]
+    as_npy = json.loads((tmp_path / "npy" / SHOTS_NAME).read_text())["shots"]
+    assert [s["first"] for s in logged] == [0, 12]
+    # float maps are not rewritten, but their shots get the same final range (the preview's)
+    assert [s["final"] for s in as_npy] == [s["final"] for s in logged]
+    for shot, frames in zip(logged, (files[:12], files[12:]), strict=True):
+        lo, hi = shot["lo"], shot["hi"]
+        (p_lo, p_hi) = shot["provisional"]
+        # plus float32's rounding (1e-7 relative) of the rewrite's arithmetic
+        rounding = 0.5 * ((p_hi - p_lo) + (hi - lo)) / 65535 + 1e-6 * max(abs(hi), 1.0)
+        for f in frames:
+            level = cv2.imread(str(tmp_path / "png" / f"{f.stem}.png"), cv2.IMREAD_UNCHANGED)
+            disparity = lo + level.astype(np.float64) / 65535 * (hi - lo)
+            truth = np.clip(np.load(tmp_path / "npy" / f"{f.stem}.npy"), lo, hi)
+            error = np.abs(disparity - truth).max()
+            assert error <= rounding, (f.name, error / rounding)
+
+
+class Stopped(Exception):
+    """A stand-in for Ctrl-C or a full disk part way through a shot's rewrite."""
+
+
+def test_rewrite_stopped_after_some_maps_then_rerun_gives_an_uninterrupted_runs_maps(
+    tmp_path, pointwise_affine, monkeypatch
+):
+    files = two_shot_clip(tmp_path / "clip")
+    names = [f.stem for f in files]
+    model = load_model(pointwise_affine, "cpu")  # the same maps on every call
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    fast_video_depth(
+        tmp_path / "clip", clean, model, FastOptions(preview=str(tmp_path / "clean.mp4"))
+    )
+
+    rewrite, done = FrameMapWriter.rewrite, []
+
+    def stopping(self, name, lo, hi, fallback):
+        if len(done) == 5:  # five maps of the first shot rewritten, the sixth not
+            raise Stopped
+        done.append(name)
+        return rewrite(self, name, lo, hi, fallback)
+
+    monkeypatch.setattr(FrameMapWriter, "rewrite", stopping)
+    preview = tmp_path / "out.mp4"
+    with pytest.raises(Stopped):
+        fast_video_depth(tmp_path / "clip", out, model, FastOptions(preview=str(preview)))
+    assert not preview.exists()  # an unfinished preview is not left behind
+    (shot,) = json.loads((out / SHOTS_NAME).read_text())["shots"]
+    assert shot["final"] is not None and not shot["rewritten"], "logged before the rewrite"
+    writer = FrameMapWriter(out, "png16", FRAME_WH)
+    ranges = [writer.written_range(n) for n in names[:12]]
+    final, provisional = tuple(shot["final"]), tuple(shot["provisional"])
+    assert ranges == [final] * 5 + [provisional] * 7, "the premise: a shot half rewritten"
+
+    monkeypatch.setattr(FrameMapWriter, "rewrite", rewrite)
+    rewritten = []
+    monkeypatch.setattr(FrameMapWriter, "write", spy(FrameMapWriter.write, rewritten))
+    report = fast_video_depth(tmp_path / "clip", out, model, FastOptions(preview=str(preview)))
+    # the rerun converted the seven maps left, none of the five twice, and ran the 2nd shot
+    assert rewritten[:7] == names[5:12] and names[0] not in rewritten
+    assert report.resumed == 12
+    assert json.loads((out / SHOTS_NAME).read_text()) == json.loads(
+        (clean / SHOTS_NAME).read_text()
+    )
+    for name in names:
+        a = cv2.imread(str(out / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        b = cv2.imread(str(clean / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert len(preview_frames(preview)) == len(files)
+
+
+def spy(method, calls: list):
+    """`method` that notes the frame name of every call in `calls`."""
+
+    def noted(self, name, *args, **kwargs):
+        calls.append(name)
+        return method(self, name, *args, **kwargs)
+
+    return noted
+
+
+def test_preview_has_every_frame_over_the_final_range(tmp_path, flicker_model):
+    """The preview of a shot is encoded at its end, over its final range: its colours span
+    turbo's scale where the provisional range used its middle (the same maps over the
+    provisional range, through the same writer, as the reference)."""
+    files = write_folder(tmp_path / "clip", panning(texture(16, (0.8, 0.9, 1.0)), 16))
+    out, preview = tmp_path / "out", tmp_path / "preview.mp4"
+    model = load_model(flicker_model, "cpu")
+    fast_video_depth(tmp_path / "clip", out, model, FastOptions(preview=str(preview)))
+    frames = preview_frames(preview)
+    assert len(frames) == len(files)
+    (shot,) = json.loads((out / SHOTS_NAME).read_text())["shots"]
+    writer = FrameMapWriter(out, "png16", FRAME_WH)
+    before = tmp_path / "provisional.mp4"
+    with PreviewWriter(before, 10.0, FRAME_WH) as old:
+        for f in files:
+            old.add(writer.read(f.stem, 0.0, 1.0), *shot["provisional"])
+
+    def spread(video_frames: list[np.ndarray]) -> float:
+        shown = np.concatenate([turbo_levels(rgb).ravel() for rgb in video_frames])
+        return float(np.diff(np.percentile(shown, (1, 99)))[0]) / 255
+
+    now, then = spread(frames), spread(preview_frames(before))
+    # measured 0.88 against 0.49: the maps' own 1st-99th percentile span, as in
+    # test_shot_maps_use_the_full_level_range, less a few levels of H.264's rounding
+    assert now > 0.8 and now > 1.6 * then, (now, then)
+
+
+def test_jitter_is_reported_in_the_final_maps_units(tmp_path, flicker_model):
+    """Measured on the fly over the provisional range, reported over the final one: it
+    agrees with the jitter of the written 16-bit maps measured afterwards."""
+    frames = panning(texture(17, (1.0, 0.9, 0.8)), 20)
+    files = write_folder(tmp_path / "clip", frames)
+    out = tmp_path / "out"
+    report = fast_video_depth(tmp_path / "clip", out, load_model(flicker_model, "cpu"))
+    written = clip_jitter(levels(out, [f.stem for f in files]), frames)
+    # measured 0.00169 against 0.00167: the pixels beyond the final range (under 1 %) count
+    # unclipped on the fly, and the maps measured afterwards are rounded to 16 bits
+    assert report.record["jitter"] == pytest.approx(written, rel=0.05)
+    (shot,) = report.shots
+    over_provisional = float(np.mean(shot.jitters))  # as measured while the shot streamed
+    assert report.record["jitter"] > 1.5 * over_provisional, "the final range is narrower"

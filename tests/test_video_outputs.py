@@ -18,6 +18,7 @@ import tifffile
 from av.video.reformatter import ColorRange, Colorspace
 
 from prodepth_cli.errors import DiskFullError, OptionError
+from prodepth_cli.io.write import DepthArray, write_depth
 from prodepth_cli.video import outputs
 from prodepth_cli.video.outputs import (
     FrameMapWriter,
@@ -55,6 +56,45 @@ def test_png16_levels_span_the_clips_range_clipped_outside_it(tmp_path):
     assert np.abs(levels.astype(np.int64) - expected).max() <= 1
     assert levels[:, 0].max() == 0 and levels[:, -1].min() == 65535, "clipped, not wrapped"
     assert levels[0, 20] > levels[0, 10], "near (larger disparity) is brighter"
+
+
+def test_png16_frame_carries_its_range_and_is_rewritten_into_another_once(tmp_path):
+    disparity, step = _ramp(lo=0.2, hi=0.8), 1.1 / 65535  # 0.2..1.03
+    writer = FrameMapWriter(tmp_path, "png16", (40, 24))
+    writer.write("f0", disparity, -1.0, 2.0)
+    assert writer.written_range("f0") == (-1.0, 2.0)
+    # read in the range the file says, whatever the caller takes it to be (half a level)
+    np.testing.assert_allclose(writer.read("f0", 5.0, 6.0), disparity, atol=1.5 * step + 1e-6)
+    assert writer.rewrite("f0", 0.0, 1.1, (5.0, 6.0))
+    once = writer.path("f0").read_bytes()
+    assert writer.written_range("f0") == (0.0, 1.1)
+    # rounded twice: half a level of each range
+    np.testing.assert_allclose(writer.read("f0", 5.0, 6.0), disparity, atol=2 * step + 1e-6)
+    assert not writer.rewrite("f0", 0.0, 1.1, (-1.0, 2.0)), "in that range already"
+    assert writer.path("f0").read_bytes() == once
+
+
+def test_png16_frame_without_its_range_is_read_in_the_one_given(tmp_path):
+    """A map written before maps carried their range (its shot's provisional one)."""
+    writer = FrameMapWriter(tmp_path, "png16", (40, 24))
+    disparity = _ramp(lo=0.2, hi=0.8)  # 0.2..1.03
+    write_depth(DepthArray(disparity, range=(0.0, 1.1)), writer.path("f0"), "png16")
+    assert writer.written_range("f0") is None
+    # half a level of [0, 1.1]
+    np.testing.assert_allclose(writer.read("f0", 0.0, 1.1), disparity, atol=1e-5)
+    assert writer.rewrite("f0", 0.2, 1.05, (0.0, 1.1))
+    assert writer.written_range("f0") == (0.2, 1.05)
+    np.testing.assert_allclose(writer.read("f0", 9.0, 9.5), disparity, atol=2e-5)
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "npy"])
+def test_float_frames_are_never_rewritten(tmp_path, fmt):
+    writer = FrameMapWriter(tmp_path, fmt, (40, 24))
+    writer.write("f0", _ramp(), 0.0, 1.0)
+    before = writer.path("f0").read_bytes()
+    assert writer.written_range("f0") is None
+    assert not writer.rewrite("f0", 0.5, 0.6, (0.0, 1.0))
+    assert writer.path("f0").read_bytes() == before
 
 
 @pytest.mark.parametrize("fmt, read", [("tiff", tifffile.imread), ("npy", np.load)])

@@ -85,9 +85,10 @@ def video(
             "--format",
             "-f",
             help="Per-frame maps: png16 (16-bit levels, near = bright, one range a shot: with "
-            "--fast its first map's 1st-99th percentiles widened by half their width on each "
-            "side, beyond which values clip; `shots.json` holds each shot's range), tiff or "
-            "npy (float32 disparity, in the shot's first frame's values).",
+            "--fast rewritten as the shot ends over the smallest range holding every frame's "
+            "own 0.5th-99.5th percentiles, beyond which values clip; `shots.json` and each "
+            "PNG hold the range), tiff or npy (float32 disparity, in the shot's first frame's "
+            "values).",
         ),
     ] = "png16",
     steps: Annotated[

@@ -79,6 +79,33 @@ def write_png(
     _chunk(f, b"IEND", b"")
 
 
+def text_chunk(keyword: str, value: str) -> tuple[bytes, bytes]:
+    """A tEXt chunk for `write_png`'s `chunks`: `keyword` (1-79 Latin-1 characters, no NUL)
+    and its Latin-1 `value`."""
+    if not 0 < len(keyword) < 80 or "\0" in keyword:
+        raise ValueError(f"PNG text keyword {keyword!r}: 1-79 characters, no NUL")
+    return b"tEXt", keyword.encode("latin-1") + b"\0" + value.encode("latin-1")
+
+
+def read_text(f: BinaryIO) -> dict[str, str]:
+    """The tEXt entries of the PNG `f` (read from its start) that come before its pixels,
+    where `write_png` puts its `chunks`: only the chunk headers and text are read, never the
+    pixels. ValueError when `f` is not a PNG."""
+    if f.read(len(SIGNATURE)) != SIGNATURE:
+        raise ValueError("not a PNG")
+    entries = {}
+    while len(head := f.read(8)) == 8:
+        length, kind = struct.unpack(">I4s", head)
+        if kind in (b"IDAT", b"IEND"):
+            break
+        data = f.read(length)
+        f.seek(4, os.SEEK_CUR)  # the CRC
+        if kind == b"tEXt" and b"\0" in data:
+            keyword, value = data.split(b"\0", 1)
+            entries[keyword.decode("latin-1")] = value.decode("latin-1")
+    return entries
+
+
 def _encode(
     strip: np.ndarray,
     above: np.ndarray | None,

@@ -33,7 +33,7 @@ import tifffile
 from prodepth_cli.errors import OutputError, write_error
 from prodepth_cli.io.embed import write_embedded
 from prodepth_cli.io.metadata import EXIF_HEADER, exif_blob, tiff_tags
-from prodepth_cli.io.png import write_png
+from prodepth_cli.io.png import text_chunk, write_png
 from prodepth_cli.io.scratch import BLOCK, RowBand, ScratchArray, rows_per_strip
 
 FORMATS = {"png16": ".png", "tiff": ".tif", "pfm": ".pfm", "npy": ".npy", "jpeg": ".jpg"}
@@ -272,21 +272,33 @@ def level_mapper(
 
 
 def write_depth(
-    raw: DepthScratch, dst: str | Path, fmt: str, origin: PhotoOrigin | None = None
+    raw: DepthScratch,
+    dst: str | Path,
+    fmt: str,
+    origin: PhotoOrigin | None = None,
+    text: dict[str, str] | None = None,
 ) -> None:
     """Encode `raw` as `fmt` at `dst` ("-" = PNG bytes on stdout), atomically, carrying what
-    it takes from the photograph `origin` (`jpeg` needs it: the photograph is the file)."""
+    it takes from the photograph `origin` (`jpeg` needs it: the photograph is the file).
+    `text`: tEXt entries (keyword: value, Latin-1) a png16 carries before its pixels (a
+    video frame's range, `video.outputs.FrameMapWriter`); the other formats have no place
+    for them and refuse them."""
     if fmt not in FORMATS:
         raise OutputError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    if text and fmt != "png16":
+        raise ValueError(f"{fmt}: text entries are for png16 only")
     origin = origin or PhotoOrigin(str(dst))
     if str(dst) == "-":
         if fmt != "png16":
             raise OutputError("-o -: standard output carries PNG only (--format png16)")
-        _write_png16(raw, sys.stdout.buffer, origin)
+        _write_png16(raw, sys.stdout.buffer, origin, text)
         sys.stdout.buffer.flush()
         return
     with atomic_output(dst) as tmp:
-        _SAVERS[fmt](raw, tmp, origin)
+        if fmt == "png16":
+            _save_png16(raw, tmp, origin, text)
+        else:
+            _SAVERS[fmt](raw, tmp, origin)
 
 
 def write_colormap(raw: DepthScratch, dst: str | Path, origin: PhotoOrigin | None = None) -> None:
@@ -317,8 +329,11 @@ def _png_exif(origin: PhotoOrigin | None) -> list[tuple[bytes, bytes]]:
     return [] if origin is None else [(b"eXIf", origin.exif().removeprefix(EXIF_HEADER))]
 
 
-def _write_png16(raw: DepthScratch, f: BinaryIO, origin: PhotoOrigin) -> None:
+def _write_png16(
+    raw: DepthScratch, f: BinaryIO, origin: PhotoOrigin, text: dict[str, str] | None = None
+) -> None:
     to_levels = raw.levels(65535.0, np.dtype(">u2"))
+    notes = [text_chunk(k, v) for k, v in (text or {}).items()]
     write_png(
         f,
         raw.width,
@@ -327,13 +342,15 @@ def _write_png16(raw: DepthScratch, f: BinaryIO, origin: PhotoOrigin) -> None:
         16,
         level=_PNG_LEVEL,
         samples=to_levels,
-        chunks=_png_exif(origin),
+        chunks=_png_exif(origin) + notes,
     )
 
 
-def _save_png16(raw: DepthScratch, path: Path, origin: PhotoOrigin) -> None:
+def _save_png16(
+    raw: DepthScratch, path: Path, origin: PhotoOrigin, text: dict[str, str] | None = None
+) -> None:
     with open(path, "wb") as f:
-        _write_png16(raw, f, origin)
+        _write_png16(raw, f, origin, text)
 
 
 def _save_tiff(raw: DepthScratch, path: Path, origin: PhotoOrigin) -> None:

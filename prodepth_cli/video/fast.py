@@ -7,8 +7,8 @@ output, the flow between them):
 2. optical flow to and from the frame before (DIS at about 512 px, `flow.py`), with the
    forward-backward consistency check that drops occluded pixels;
 3. a scene cut (the colours change and the flow loses the pixels, `cuts.py`) starts a new
-   shot: its first map is taken as it is, and fixes the shot's frame of reference and its
-   16-bit range (`shots.shot_range`);
+   shot: its first map is taken as it is, and fixes the shot's frame of reference and the
+   provisional 16-bit range its maps are written in as they stream (`shots.shot_range`);
 4. within a shot, the map is scaled and shifted into the shot's first frame's values: half
    by its fit onto the previous *output* brought onto this frame along the flow (consistent
    pixels, outliers trimmed: `stabilise.fit_affine`), half by the affine that gives it the
@@ -17,13 +17,20 @@ output, the flow between them):
 5. a temporal filter along the flow that keeps edges (`stabilise.blend_weight`): the output
    leans on the previous output where they agree, and is the current map where they do not
    (motion, occlusion, an edge). The blend is computed at the flow size as a correction to
-   the aligned map, so the full-resolution map keeps the model's own detail.
+   the aligned map, so the full-resolution map keeps the model's own detail;
+6. when the shot is over (a cut, the clip's end), its 16-bit maps are read back one at a
+   time and rewritten over the range the shot used (`shots.LevelSpan`, gathered as the
+   maps were written), and its preview frames are encoded, over that range, only then.
 
 Resuming: a frame whose map exists is not run again. The first frame run after it needs the
-previous output as its reference: the last written map is read back (in its shot's range,
-from `shots.json`), so a rerun continues the shot where the first run stopped rather than
-redoing it from the shot's start. Read back from a 16-bit PNG, pixels beyond the range are
-clipped: the fit's outlier trimming leaves them out.
+previous output as its reference: the last written map is read back (in the range the
+map carries: the provisional one, or the final one once its shot was rewritten), so a rerun
+continues the shot where the first run stopped rather than redoing it from the shot's
+start. Read back from a 16-bit PNG, pixels beyond the range are clipped: the fit's outlier
+trimming leaves them out. A shot stopped before its end is resumed in its provisional range
+and rewritten at its end; one stopped while its maps were rewritten has its rewrite
+finished (`shots.py` says why neither can convert a map twice). The preview is encoded anew
+by each run, from the maps on disk for the frames found written.
 """
 
 from __future__ import annotations
@@ -44,16 +51,16 @@ from prodepth_cli.video.consistency import jitter, unit_levels
 from prodepth_cli.video.cuts import colour_histogram, histogram_distance, is_cut
 from prodepth_cli.video.flow import FlowEstimator, FlowPair, flow_size, grey, warp
 from prodepth_cli.video.outputs import FRAME_FORMATS, FrameMapWriter, PreviewWriter
-from prodepth_cli.video.shots import Shot, ShotLog, shot_range
+from prodepth_cli.video.shots import LevelSpan, Shot, ShotLog, shot_range
 from prodepth_cli.video.stabilise import Alignment, MapStatistics, blend_weight, fit_affine
 from prodepth_cli.video.stream import Frame, FrameError, open_frames, stopped
 
 
 @dataclass(frozen=True)
 class FastOptions:
-    """How `--fast` writes: per-frame maps as `fmt` (png16: levels of each shot's range,
-    near = bright; tiff, npy: float32 disparity in the shot's frame of reference), and a
-    colour preview video at `preview` when given."""
+    """How `--fast` writes: per-frame maps as `fmt` (png16: levels of each shot's final
+    range, near = bright; tiff, npy: float32 disparity in the shot's frame of reference),
+    and a colour preview video at `preview` when given (over each shot's final range)."""
 
     fmt: str = "png16"
     preview: str | None = None
@@ -62,10 +69,16 @@ class FastOptions:
 
 @dataclass
 class ShotReport:
-    """One shot of a run: frames `first`..`last` (indices), the range its maps are written
-    in, the wall time of the frames run, and the jitter (`consistency.jitter`) of its maps as
-    written (over `[lo, hi]`) and of the model's own maps over the same range ("frame by
-    frame": what would be written without the alignment and the filter)."""
+    """One shot of a run: frames `first`..`last` (indices), the provisional range `[lo, hi]`
+    its maps are written in as they stream and, once it is over, the `final` range they are
+    rewritten in, the wall time of the frames run (and of the rewrite), and the jitter
+    (`consistency.jitter`) of its maps and of the model's own maps over the same range
+    ("frame by frame": what would be written without the alignment and the filter).
+
+    The jitter is measured as the frames stream, over the provisional range (clipped to it,
+    as the PNGs were then), and reported in fractions of the final range's width (times
+    `(hi - lo) / (final hi - final lo)`): the units of the maps as they end up, where the
+    pixels beyond the final range (1 % of a frame at most) count unclipped."""
 
     index: int
     first: int
@@ -77,7 +90,8 @@ class ShotReport:
     last_name: str = ""
     seconds: float = 0.0
     resumed: int = 0  # frames whose maps were there already (a rerun)
-    jitters: list[float] = field(default_factory=list)
+    final: tuple[float, float] | None = None
+    jitters: list[float] = field(default_factory=list)  # over [lo, hi] (see `final_units`)
     raw_jitters: list[float] = field(default_factory=list)
 
     @property
@@ -85,12 +99,22 @@ class ShotReport:
         return self.last - self.first + 1
 
     @property
+    def range(self) -> tuple[float, float]:
+        """The range its maps end in: the final one once the shot is over."""
+        return self.final or (self.lo, self.hi)
+
+    def final_units(self, values: list[float]) -> list[float]:
+        """Jitters measured over the provisional range, in fractions of the final one."""
+        lo, hi = self.range
+        return [v * (self.hi - self.lo) / (hi - lo) for v in values]
+
+    @property
     def jitter(self) -> float | None:
-        return float(np.mean(self.jitters)) if self.jitters else None
+        return float(np.mean(self.final_units(self.jitters))) if self.jitters else None
 
     @property
     def raw_jitter(self) -> float | None:
-        return float(np.mean(self.raw_jitters)) if self.raw_jitters else None
+        return float(np.mean(self.final_units(self.raw_jitters))) if self.raw_jitters else None
 
     @property
     def record(self) -> dict:
@@ -106,7 +130,7 @@ class ShotReport:
             "seconds": round(self.seconds, 3),
             "jitter": _rounded(self.jitter),
             "jitter_frame_by_frame": _rounded(self.raw_jitter),
-            "range": [self.lo, self.hi],
+            "range": list(self.range),
         }
 
 
@@ -159,8 +183,8 @@ class FastReport:
             "seconds": round(self.seconds, 2),
             "seconds_per_frame": round(self.seconds / run, 3) if run else None,
             "model_seconds_per_frame": round(self.model_seconds / run, 3) if run else None,
-            "jitter": weighted([s.jitters for s in self.shots]),
-            "jitter_frame_by_frame": weighted([s.raw_jitters for s in self.shots]),
+            "jitter": weighted([s.final_units(s.jitters) for s in self.shots]),
+            "jitter_frame_by_frame": weighted([s.final_units(s.raw_jitters) for s in self.shots]),
             "preview": self.preview,
         }
 
@@ -178,7 +202,7 @@ def fast_video_depth(
     over time, written into `out_dir` as `<frame>.<ext>` at the frames' size, with
     `shots.json` (each shot's first frame and 16-bit range); frames whose map exists are
     skipped (resume). `on_start(frame count or None)`, `on_frame()` after each frame,
-    `on_shot(report)` as each shot ends.
+    `on_shot(report)` as each shot ends (its maps rewritten in its final range).
 
     A frame that cannot be decoded (a truncated video, a corrupt image) stops the run with
     an InputError naming it; the maps of the frames before it are written.
@@ -232,7 +256,9 @@ class _Held:
 
 class _Run:
     """One pass over a clip's frames: the outputs, opened at the first frame, and the
-    window of state that each frame updates."""
+    window of state that each frame updates, and of the shot streaming, until its final
+    range is known, the names of its frames (its maps are read back from disk one at a time
+    at its end) and the span of its levels."""
 
     def __init__(
         self,
@@ -261,6 +287,8 @@ class _Run:
             report.preview = str(path)
         self.flows = FlowEstimator()
         self.held: _Held | None = None
+        self.pending: list[str] = []
+        self.span: LevelSpan | None = None
 
     def add(self, frame: Frame) -> None:
         small = cv2.resize(frame.rgb, self.small, interpolation=cv2.INTER_AREA)
@@ -270,23 +298,62 @@ class _Run:
         else:
             self._run_model(frame, grey_small, histogram)
 
-    def end_shot(self) -> None:
-        """Report the shot of the frame last added (at a cut, and at the end)."""
-        if self.held is not None and self.on_shot:
-            self.on_shot(self.held.shot)
+    def end_shot(self) -> float:
+        """End the shot of the frame last added (at a cut, and at the clip's end): its final
+        range logged, its maps rewritten in it and given to the preview, the log told they
+        are, the shot reported. The seconds it took (the shot's own too)."""
+        if self.held is None:
+            return 0.0
+        t0 = time.perf_counter()
+        shot = self.held.shot
+        if shot.final is None:
+            # logged first: a rerun after a stop in the loop below finishes it in this range
+            shot.final = self.log.end(shot.first, self.span.final_range()).final
+            for name in self.pending:
+                self._finish_map(shot, name)
+        if not self.log.starting_at(shot.first).rewritten:
+            self.log.rewritten(shot.first)
+        self.pending, self.span = [], None
+        spent = time.perf_counter() - t0
+        shot.seconds += spent
+        if self.on_shot:
+            self.on_shot(shot)
+        return spent
 
     def _new_shot(self, shot: Shot, frame: Frame) -> ShotReport:
-        self.end_shot()
+        """The report of `shot`, starting at `frame` (the shot before ended)."""
         reference = MapStatistics(shot.centre, shot.spread)
         report = ShotReport(
             len(self.report.shots), shot.first, frame.name, shot.lo, shot.hi, reference
         )
+        report.final = shot.final  # a rerun: known when the shot ended before
+        if shot.final is None:
+            self.span = LevelSpan(shot.lo, shot.hi)
         self.report.shots.append(report)
         return report
 
+    def _kept(self, shot: ShotReport, name: str, values: Callable[[], np.ndarray]) -> None:
+        """Frame `name`'s map is on disk; `values()` gives it as written, `(H, W)` disparity.
+        Until its shot is over it is taken into the shot's final range (and rewritten at
+        the shot's end); once the final range is known (a rerun of an ended shot) it is put
+        in that range and given to the preview at once."""
+        if shot.final is None:
+            self.span.add(values())
+            self.pending.append(name)
+        else:
+            self._finish_map(shot, name)
+
+    def _finish_map(self, shot: ShotReport, name: str) -> None:
+        """Frame `name`'s map in its shot's final range (`FrameMapWriter.rewrite`: a map in
+        it already is left as it is), then read back for the preview, over that range."""
+        self.writer.rewrite(name, *shot.final, (shot.lo, shot.hi))
+        if self.preview is not None:
+            self.preview.add(self.writer.read(name, shot.lo, shot.hi), *shot.final)
+
     def _pass_written(self, frame: Frame, grey_small: np.ndarray, histogram: np.ndarray) -> None:
         """A frame whose map a run before this one wrote: kept as the reference, read back
-        only when needed (the next frame is run, or a preview is written)."""
+        when its shot is not over yet (taken into the shot's final range), when the next
+        frame is run, or when a preview is written."""
         logged = self.log.shot_at(frame.index)
         if logged is None:
             raise OptionError(
@@ -295,12 +362,12 @@ class _Run:
             )
         shot = self.held.shot if self.held is not None else None
         if shot is None or logged.first != shot.first:
+            self.end_shot()
             shot = self._new_shot(logged, frame)
         shot.resumed += 1
         shot.last, shot.last_name = frame.index, frame.name
-        self.held = _Held(frame.index, frame.name, grey_small, histogram, shot)
-        if self.preview is not None:
-            self.preview.add(self._read_back(self.held, full=True), shot.lo, shot.hi)
+        held = self.held = _Held(frame.index, frame.name, grey_small, histogram, shot)
+        self._kept(shot, frame.name, lambda: self._read_back(held, full=True))
 
     def _run_model(self, frame: Frame, grey_small: np.ndarray, histogram: np.ndarray) -> None:
         t0 = time.perf_counter()
@@ -317,6 +384,7 @@ class _Run:
         raw_small = cv2.resize(disparity, self.small, interpolation=cv2.INTER_AREA)
         statistics = MapStatistics.of(raw_small)
         if cut:
+            t0 += self.end_shot()  # the shot before's time
             logged = logged or Shot(frame.index, *shot_range(disparity), *astuple(statistics))
             self.log.start(logged)  # before the map: a rerun must know the shot's range
             shot = self._new_shot(logged, frame)
@@ -336,9 +404,8 @@ class _Run:
             full = transform(disparity) + cv2.resize(
                 correction, self.size, interpolation=cv2.INTER_LINEAR
             )
-        self.writer.write(frame.name, full, shot.lo, shot.hi)
-        if self.preview is not None:
-            self.preview.add(full, shot.lo, shot.hi)
+        self.writer.write(frame.name, full, *shot.range)
+        self._kept(shot, frame.name, lambda: full)
         out = cv2.resize(full, self.small, interpolation=cv2.INTER_AREA)
         levels = unit_levels(out, shot.lo, shot.hi, self.clipped)
         raw = unit_levels(raw_small, shot.lo, shot.hi, self.clipped)

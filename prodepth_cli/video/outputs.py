@@ -16,16 +16,20 @@ import tifffile
 from av.video.reformatter import ColorRange, Colorspace
 
 from prodepth_cli.errors import InputError, OptionError, OutputError
+from prodepth_cli.io.png import read_text
 from prodepth_cli.io.write import FORMATS, DepthArray, atomic_output, level_mapper, write_depth
 
 # One normalisation for the whole clip (not per frame, which would flicker): these
-# percentiles of all frames' disparity map to 0 and 65535.
-_RANGE_PERCENTILES = (0.5, 99.5)
+# percentiles of all frames' disparity map to 0 and 65535 (a `--fast` shot's range holds
+# each of its maps' own, `shots.LevelSpan`).
+CLIP_PERCENTILES = (0.5, 99.5)
 # ...of at most this many values (64 MB), drawn from every frame of a longer clip: on a
 # 600-frame fit (docs/video.md), a quarter, a sixteenth and a 64th of its values give its
 # range to 0.13 %, 0.22 % and 2 % (of the range).
 RANGE_SAMPLES = 1 << 24
 FRAME_FORMATS = ("png16", "tiff", "npy")
+# The tEXt keyword of the range a 16-bit frame map's levels span ("lo hi").
+RANGE_KEYWORD = "prodepth disparity range"
 # libx264's constant quality by default (18: hard to tell from the source), at a preset that
 # keeps a 1080p preview cheap beside the depth model.
 PREVIEW_CRF = 18
@@ -55,7 +59,7 @@ def clip_range(disparity: np.ndarray) -> tuple[float, float]:
         if count < size:
             values = values[rng.choice(size, count, replace=False)]
         sample[t * count : (t + 1) * count] = values
-    lo, hi = np.percentile(sample, _RANGE_PERCENTILES, overwrite_input=True)
+    lo, hi = np.percentile(sample, CLIP_PERCENTILES, overwrite_input=True)
     return float(lo), float(max(hi, lo + 1e-12))
 
 
@@ -71,7 +75,10 @@ class FrameMapWriter:
     """Per-frame depth maps in `folder`, `fmt` png16 | tiff | npy, at `size` (`(W, H)`: maps
     are resized to it), each written atomically, by the encoders of single photographs
     (io/write.py). png16: levels of one range `[lo, hi]` for the clip, 0..65535, clipped
-    (near = bright); tiff (tiled float32, deflate) and npy (float32): the disparity itself."""
+    (near = bright), the range in the file itself (tEXt `RANGE_KEYWORD`: "lo hi", exact
+    decimal floats; disparity = lo + level / 65535 * (hi - lo)), so that a map says which
+    range it is in whatever happened to its folder; tiff (tiled float32, deflate) and npy
+    (float32): the disparity itself."""
 
     def __init__(self, folder: Path, fmt: str, size: tuple[int, int]):
         if fmt not in FRAME_FORMATS:
@@ -86,24 +93,61 @@ class FrameMapWriter:
         """`(h, w)` disparity of frame `name` -> its file at `size`; `[lo, hi]`: the clip's
         range (png16 only)."""
         path = self.path(name)
-        write_depth(DepthArray(_resized(disparity, self.size), range=(lo, hi)), path, self.fmt)
+        text = {RANGE_KEYWORD: f"{float(lo)!r} {float(hi)!r}"} if self.fmt == "png16" else None
+        raw = DepthArray(_resized(disparity, self.size), range=(lo, hi))
+        write_depth(raw, path, self.fmt, text=text)
         return path
+
+    def written_range(self, name: str) -> tuple[float, float] | None:
+        """The `(lo, hi)` frame `name`'s 16-bit map says its levels span (its header only
+        is read); None for float maps and for a PNG that does not say (written before maps
+        carried their range). InputError when it is not a readable map."""
+        if self.fmt != "png16":
+            return None
+        path = self.path(name)
+        try:
+            with open(path, "rb") as f:
+                return _range_of(read_text(f))
+        except (OSError, ValueError):
+            raise InputError(f"{path}: not a readable depth map; remove it and rerun") from None
 
     def read(self, name: str, lo: float, hi: float) -> np.ndarray:
         """The map `write` wrote for frame `name`, back as `(H, W)` float32 disparity:
-        16-bit PNG levels over `[lo, hi]` (values beyond it come back clipped), float
-        formats as they are. InputError when it is not a readable map."""
+        16-bit PNG levels over the range the file carries (`[lo, hi]` when it carries none;
+        values beyond it come back clipped), float formats as they are. InputError when it
+        is not a readable map."""
         path = self.path(name)
         if self.fmt == "npy":
             values = np.load(path)
         elif self.fmt == "tiff":
             values = tifffile.imread(path)
         else:
+            lo, hi = self.written_range(name) or (lo, hi)
             levels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if levels is None:
                 raise InputError(f"{path}: not a readable depth map; remove it and rerun")
             values = lo + levels.astype(np.float32) * np.float32((hi - lo) / 65535)
         return np.asarray(values, np.float32).reshape(values.shape[:2])
+
+    def rewrite(self, name: str, lo: float, hi: float, fallback: tuple[float, float]) -> bool:
+        """Frame `name`'s 16-bit map put in the range `[lo, hi]`: read in the range it
+        carries (`fallback` when it carries none), written again over `[lo, hi]`, atomically
+        (`write`: the file is the old map or the new one, never a mix). A map that carries
+        `[lo, hi]` already is left as it is, so a rewrite that was stopped can be run again
+        over every map of its shot: none is converted twice. Float maps hold the values
+        themselves: nothing to do. True when the map was rewritten."""
+        if self.fmt != "png16" or self.written_range(name) == (lo, hi):
+            return False
+        self.write(name, self.read(name, *fallback), lo, hi)
+        return True
+
+
+def _range_of(text: dict[str, str]) -> tuple[float, float] | None:
+    """`(lo, hi)` from a 16-bit map's `RANGE_KEYWORD` entry; None without one."""
+    if RANGE_KEYWORD not in text:
+        return None
+    lo, hi = (float(v) for v in text[RANGE_KEYWORD].split())
+    return lo, hi
 
 
 def write_depth_frames(
