@@ -10,15 +10,23 @@ KITTI (kitti_odom_seqA, 51 frames, true poses and a stereo pair per frame):
           they are depths in metres), frame t's points moved by the true pose into frame t+1
           and compared with its depth there (mean relative error, both directions), as Video
           Depth Anything reports it
+  motion  what the jitter measure charges the true camera motion: each frame's map, made
+          metric as for TAE, carried exactly by the true poses onto frames t-1 and t+1 (a
+          static scene), its |m(t+1) - 2 m(t) + m(t-1)| on the jitter's pixels, in the map's
+          own levels. Not zero: a point the camera comes towards grows in disparity faster
+          and faster (1 / (Z - v t)), so maps that follow the true geometry of a forward
+          drive score about this much jitter however steady they are
   rho     rank correlation with SGBM stereo disparity on 5 frames (valid SGBM pixels), mean
   s/frame wall seconds per frame on this machine (one onnxruntime / torch thread)
 DAVIS (--davis, the rollercoaster clip, 70 frames): jitter and time only (no ground truth).
+
+`--cold` adds today's default without a teacher (the cold start, 1500 steps: ~25 min here).
 
 Models: `--model prodepth` (the shipped one, real weights) and `--model standin` (a Depth
 Anything V2 architecture with random weights, built here: mechanics, not quality).
 
     python benchmarks/bench_video_consistency.py [--model prodepth|standin|PATH]
-        [--fit-steps 500] [--no-fit] [--davis] [--maps video-<clip>-<mode>.npz ...]
+        [--fit-steps 500] [--no-fit] [--cold] [--davis] [--maps video-<clip>-<mode>.npz ...]
 
 `--maps` scores a fit a GPU lease brought back (`scripts/gpu_session.py --video-fit`), its
 maps written as `prodepth video` writes them, instead of running the fit here.
@@ -119,6 +127,53 @@ def temporal_alignment_error(
     return float(np.mean(errors))
 
 
+def motion_jitter(
+    maps: list[np.ndarray],
+    frames: list[np.ndarray],
+    stereo: list[np.ndarray],
+    k: np.ndarray,
+    baseline: float,
+    poses: np.ndarray,
+) -> float:
+    """The jitter the true camera motion alone gives `maps` (see the module docstring): on
+    the pixels `clip_jitter` counts (at the flow size, forward-backward consistent), the
+    second difference of each map's own disparity carried by the true poses, in levels."""
+    from prodepth_cli.video.flow import FlowEstimator, flow_size, grey
+
+    h0, w0 = frames[0].shape[:2]
+    size = flow_size(w0, h0)
+    w, h = size
+    small = [cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA) for m in maps]
+    disp = [cv2.resize(s, size, interpolation=cv2.INTER_NEAREST) * w / w0 for s in stereo]
+    valid = [d > 0 for d in disp]
+    x = np.concatenate([m[v] for m, v in zip(small, valid, strict=True)])
+    y = np.concatenate([d[v] for d, v in zip(disp, valid, strict=True)])
+    a, b = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
+    ks = k.copy()
+    ks[0] *= w / w0
+    ks[1] *= h / h0
+    fb = ks[0, 0] * baseline  # disparity (px) x depth (m)
+    us, vs = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    rays = np.linalg.inv(ks) @ np.stack([us.ravel(), vs.ravel(), np.ones(us.size)])
+    greys = [grey(cv2.resize(f, size, interpolation=cv2.INTER_AREA)) for f in frames]
+    flows = FlowEstimator()
+    pairs = [flows.pair(p, q) for p, q in zip(greys, greys[1:], strict=False)]
+    lo, hi = DEPTH_RANGE_M
+    values = []
+    for t in range(1, len(maps) - 1):
+        depth = fb / np.maximum(a * small[t].ravel() + b, fb / hi)
+        keep = (pairs[t].ok_a & pairs[t - 1].ok_b).ravel() & (depth > lo) & (depth < hi)
+        carried = []
+        for s in (t - 1, t + 1):
+            move = np.linalg.inv(poses[s]) @ poses[t]
+            z = (move[:3, :3] @ (rays * depth) + move[:3, 3:])[2]
+            carried.append((fb / np.maximum(z, lo) - b) / a)  # back in the map's levels
+        second = carried[0] - 2 * small[t].ravel() + carried[1]
+        if keep.any():
+            values.append(np.mean(np.abs(second[keep])))
+    return float(np.mean(values))
+
+
 def rank_correlation(maps: list[np.ndarray], stereo: dict[int, np.ndarray]) -> float:
     from prodepth_cli.metrics import spearman
 
@@ -153,7 +208,8 @@ def frame_by_frame(model, frames: list[np.ndarray], out: Path, names: list[str])
 
 
 def video_run(model, clip: Path, out: Path, **options) -> float:
-    """`prodepth video` (the fit, or `fast=True`) into `out`; returns seconds."""
+    """`prodepth video` (the fit, `fast=True`, or with `model` None the cold start) into
+    `out`; returns seconds."""
     from prodepth_cli.video.pipeline import VideoOptions, video_depth
 
     start = time.perf_counter()
@@ -211,6 +267,7 @@ def main() -> None:
     parser.add_argument("--fit-steps", type=int, default=500)
     parser.add_argument("--no-fit", action="store_true", help="leave the fit out (slow)")
     parser.add_argument("--davis", action="store_true", help="the DAVIS clip instead of KITTI")
+    parser.add_argument("--cold", action="store_true", help="also the fit without a teacher")
     parser.add_argument(
         "--maps", type=Path, action="append", help="a GPU lease's fit to score instead of fitting"
     )
@@ -233,6 +290,9 @@ def main() -> None:
         label = f"fit, {args.fit_steps} steps"
         runs[label] = video_run(model, clip, work / "fit", steps=args.fit_steps, **extra)
         folders[label] = "fit"
+        if args.cold:  # today's default when no model teaches: 1500 steps from the coarse net
+            runs["fit, cold start"] = video_run(None, clip, work / "cold", **extra)
+            folders["fit, cold start"] = "cold"
     print(
         f"{clip.name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
         f"model {model.name}"
@@ -245,18 +305,19 @@ def main() -> None:
         return
     k, baseline, poses = kitti_geometry()
     stereo = [stereo_disparity(f"{n}.png") for n in names]
-    print(f"{'method':<24}{'jitter':>9}{'TAE':>9}{'rho':>9}{'s/frame':>9}")
+    print(f"{'method':<24}{'jitter':>9}{'motion':>9}{'TAE':>9}{'rho':>9}{'s/frame':>9}")
     for label, seconds in runs.items():
         maps = written_levels(work / folders[label], names)
         print(
             f"{label:<24}{clip_jitter(maps, frames):>9.4f}"
+            f"{motion_jitter(maps, frames, stereo, k, baseline, poses):>9.4f}"
             f"{temporal_alignment_error(maps, stereo, k, baseline, poses):>9.3f}"
             f"{rank_correlation(maps, {i: stereo[i] for i in RHO_FRAMES}):>9.3f}"
             f"{per_frame(seconds, frames)}"
         )
     truth = [np.where(s > 0, s, 0) for s in stereo]
     print(
-        f"{'SGBM stereo (reference)':<24}{'-':>9}"
+        f"{'SGBM stereo (reference)':<24}{'-':>9}{'-':>9}"
         f"{temporal_alignment_error(truth, stereo, k, baseline, poses):>9.3f}"
     )
 

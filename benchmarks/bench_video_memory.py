@@ -21,6 +21,7 @@ The clips (a textured pattern panning 2 px a frame, libx264 `ultrafast`) are mad
 temporary folder and deleted afterwards.
 
     nice -n 10 python benchmarks/bench_video_memory.py [--frames 150 600 2400] [--no-fit]
+        [--runs fast streaming fit] [--fit-frames 2400]
 """
 
 from __future__ import annotations
@@ -95,10 +96,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[150, 600, 2400])
     parser.add_argument("--no-fit", action="store_true", help="measure --fast only")
     parser.add_argument(
+        "--runs", nargs="+", choices=("fast", "streaming", "fit"), help="which (default: all)"
+    )
+    parser.add_argument(
         "--fit-frames", type=int, nargs="+", help="lengths for the whole fit (default: all)"
     )
     args = parser.parse_args()
     fit_frames = set(args.fit_frames or args.frames)
+    everything = ("fast",) if args.no_fit else ("fast", "streaming", "fit")
+    chosen = set(args.runs or everything)
     runs: dict[str, dict[int, tuple[float, float]]] = {"fast": {}, "streaming": {}, "fit": {}}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -109,13 +115,14 @@ def main() -> None:
             print(f"{n} frames: clip made in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             common = ["--model", model, "--device", "cpu", "--quiet"]
             fast = ["video", clip, "-o", str(tmp / f"fast{n}"), "--fast", *common]
-            runs["fast"][n] = peak_rss(PEAK_RSS, fast)
-            print(f"  --fast {runs['fast'][n]}", file=sys.stderr, flush=True)
-            if not args.no_fit:
+            if "fast" in chosen:
+                runs["fast"][n] = peak_rss(PEAK_RSS, fast)
+                print(f"  --fast {runs['fast'][n]}", file=sys.stderr, flush=True)
+            if "streaming" in chosen:
                 stream_args = [clip, str(tmp / f"stream{n}"), model]
                 runs["streaming"][n] = peak_rss(STREAMING, stream_args)
                 print(f"  streaming {runs['streaming'][n]}", file=sys.stderr, flush=True)
-            if not args.no_fit and n in fit_frames:
+            if "fit" in chosen and n in fit_frames:
                 out = str(tmp / f"fit{n}")
                 fit = ["video", clip, "-o", out, "--steps", "2", "--size", FIT_SIZE, *common]
                 runs["fit"][n] = peak_rss(PEAK_RSS, fit)

@@ -25,7 +25,14 @@ from prodepth_cli.video.consistency import clip_jitter, jitter
 from prodepth_cli.video.fast import FastOptions, fast_video_depth
 from prodepth_cli.video.outputs import FrameMapWriter, PreviewWriter
 from prodepth_cli.video.shots import SHOTS_NAME, shot_range
-from prodepth_cli.video.stabilise import Affine, Alignment, MapStatistics, fit_affine
+from prodepth_cli.video.stabilise import (
+    KEEP,
+    Affine,
+    Alignment,
+    MapStatistics,
+    fit_affine,
+    temporal_filter,
+)
 from prodepth_cli.video.stream import FrameError, open_frames
 from tests.onnx_models import flickering_brightness_model
 
@@ -139,6 +146,31 @@ def test_alignment_removes_flicker_and_does_not_compound_a_steady_trend():
     assert np.all((relative > 0.89) & (relative <= 1.0)), relative
     # and the model's gain (std of log 0.29 from frame to frame) is gone
     assert np.std(np.diff(np.log(relative))) < 0.01
+
+
+def test_temporal_filter_follows_a_point_coming_nearer_without_lag_and_steadies_noise():
+    """A still frame (flow: none) whose true disparity grows by `rate` a frame, as a point the
+    camera comes towards does, seen through per-frame noise. The filter must steady the noise
+    and, carrying the trend forward, follow the growth: a plain exponential window keeping
+    KEEP of the past lags KEEP / (1 - KEEP) frames' growth behind it (5.7 at 0.85)."""
+    rng = np.random.default_rng(0)
+    rate, noise, shape = 0.002, 0.01, (32, 32)
+    trusted = np.ones(shape, bool)
+    output, trend, errors, raw_errors = None, None, [], []
+    for t in range(80):
+        truth = np.float32(0.3 + rate * t)
+        current = (truth + noise * rng.standard_normal(shape)).astype(np.float32)
+        if output is None:
+            output = current
+        else:
+            correction, trend = temporal_filter(current, output, trend, trusted, 1.0)
+            output = current + correction
+        if t >= 40:  # settled
+            errors.append(output - truth)
+            raw_errors.append(current - truth)
+    lag = -float(np.mean(errors))
+    assert abs(lag) < 0.1 * rate * KEEP / (1 - KEEP), lag
+    assert np.std(errors) < 0.6 * np.std(raw_errors)
 
 
 # --- the fast path on synthetic clips -------------------------------------------------------

@@ -14,10 +14,11 @@ output, the flow between them):
    pixels, outliers trimmed: `stabilise.fit_affine`), half by the affine that gives it the
    first map's median and spread (`stabilise.Alignment`: the fits alone, chained, drift
    when the camera moves forward);
-5. a temporal filter along the flow that keeps edges (`stabilise.blend_weight`): the output
-   leans on the previous output where they agree, and is the current map where they do not
-   (motion, occlusion, an edge). The blend is computed at the flow size as a correction to
-   the aligned map, so the full-resolution map keeps the model's own detail;
+5. a temporal filter along the flow that keeps edges (`stabilise.temporal_filter`): the
+   output leans on the previous output, carried forward with its trend, where they agree,
+   and is the current map where they do not (motion, occlusion, an edge). The blend is
+   computed at the flow size as a correction to the aligned map, so the full-resolution map
+   keeps the model's own detail;
 6. when the shot is over (a cut, the clip's end), its 16-bit maps are read back one at a
    time and rewritten over the range the shot used (`shots.LevelSpan`, gathered as the
    maps were written), and its preview frames are encoded, over that range, only then.
@@ -45,6 +46,7 @@ import cv2
 import numpy as np
 
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.write import atomic_output
 from prodepth_cli.models.runtime import DepthModel
 from prodepth_cli.pipeline import DepthOptions, depth_array
 from prodepth_cli.video.consistency import jitter, unit_levels
@@ -52,8 +54,11 @@ from prodepth_cli.video.cuts import colour_histogram, histogram_distance, is_cut
 from prodepth_cli.video.flow import FlowEstimator, FlowPair, flow_size, grey, warp
 from prodepth_cli.video.outputs import FRAME_FORMATS, FrameMapWriter, PreviewWriter
 from prodepth_cli.video.shots import LevelSpan, Shot, ShotLog, shot_range
-from prodepth_cli.video.stabilise import Alignment, MapStatistics, blend_weight, fit_affine
+from prodepth_cli.video.stabilise import Alignment, MapStatistics, fit_affine, temporal_filter
 from prodepth_cli.video.stream import Frame, FrameError, open_frames, stopped
+
+# The temporal filter's trend of the last frame written (`_Run._save_trend`), for a rerun.
+TREND_FILE = ".trend.npz"
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,7 @@ def fast_video_depth(
             raise stopped(exc, "written") from None
         if run is not None:
             run.end_shot()
+            run.trend_file.unlink(missing_ok=True)  # the clip is done: nothing to resume
     report.seconds = time.perf_counter() - start
     return report
 
@@ -252,6 +258,7 @@ class _Held:
     pair: FlowPair | None = None  # from the frame before this one (same shot only)
     levels_before: np.ndarray | None = None
     raw_before: np.ndarray | None = None
+    trend: np.ndarray | None = None  # the output's change a frame (`temporal_filter`)
 
 
 class _Run:
@@ -279,6 +286,7 @@ class _Run:
         self.with_shift = not model.is_metric  # metres keep their zero: scale only
         self.clipped = options.fmt == "png16"
         self.writer = FrameMapWriter(out, options.fmt, self.size)
+        self.trend_file = out / TREND_FILE
         self.log = ShotLog.open(out, model.name, options.fmt, count, self.writer.path(first.name))
         self.preview = None
         if options.preview:
@@ -389,7 +397,7 @@ class _Run:
             self.log.start(logged)  # before the map: a rerun must know the shot's range
             shot = self._new_shot(logged, frame)
             alignment = Alignment(shot.reference, self.with_shift)
-            full, pair = disparity, None
+            full, pair, trend = disparity, None, None
         else:
             shot = held.shot
             # none kept when the frame before was read back (a resume): no bound on its fit
@@ -399,12 +407,16 @@ class _Run:
             fit = fit_affine(raw_small, reference, pair.ok_b, self.with_shift, bound)
             transform = alignment.update(fit, statistics)
             aligned = transform(raw_small)
-            weight = blend_weight(aligned, reference, pair.ok_b, shot.hi - shot.lo)
-            correction = (1 - weight) * (reference - aligned)
+            before = held.trend if held.trend is not None else self._saved_trend(held.name)
+            carried = warp(before, pair.ba) if before is not None else None
+            correction, trend = temporal_filter(
+                aligned, reference, carried, pair.ok_b, shot.hi - shot.lo
+            )
             full = transform(disparity) + cv2.resize(
                 correction, self.size, interpolation=cv2.INTER_LINEAR
             )
         self.writer.write(frame.name, full, *shot.range)
+        self._save_trend(frame.name, trend)
         self._kept(shot, frame.name, lambda: full)
         out = cv2.resize(full, self.small, interpolation=cv2.INTER_AREA)
         levels = unit_levels(out, shot.lo, shot.hi, self.clipped)
@@ -427,6 +439,7 @@ class _Run:
             pair,
             before.levels if before is not None else None,
             before.raw if before is not None else None,
+            trend,
         )
 
     @staticmethod
@@ -442,6 +455,23 @@ class _Run:
         if value is not None:
             shot.jitters.append(value)
             shot.raw_jitters.append(jitter(held.raw_before, held.raw, raw, *flows))
+
+    def _save_trend(self, name: str, trend: np.ndarray | None) -> None:
+        """Keep the trend of frame `name` (the last written) beside the maps, so that a
+        rerun resuming after it carries it forward as this run would have."""
+        if trend is None:
+            self.trend_file.unlink(missing_ok=True)
+            return
+        with atomic_output(self.trend_file) as tmp, open(tmp, "wb") as f:
+            np.savez(f, name=name, trend=trend)
+
+    def _saved_trend(self, name: str) -> np.ndarray | None:
+        """The trend a run before this one saved for frame `name`, when it did."""
+        try:
+            with np.load(self.trend_file) as saved:
+                return saved["trend"] if str(saved["name"]) == name else None
+        except (OSError, ValueError, KeyError):
+            return None
 
     def _read_back(self, held: _Held, full: bool = False) -> np.ndarray:
         """The output of the frame `held` at the flow size (or at full size with `full`):
