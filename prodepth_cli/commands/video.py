@@ -210,8 +210,9 @@ def video(
         return
     fit = report.fit
     resumed = f", resumed at step {fit.resumed_from}" if fit.resumed_from else ""
+    shots = f" in {len(fit.shots.starts)} shots" if len(fit.shots.starts) > 1 else ""
     note(
-        f"{report.input} -> {report.output}: {report.frames} depth maps "
+        f"{report.input} -> {report.output}: {report.frames} depth maps{shots} "
         f"({report.width}x{report.height}), {fit.steps_run} steps{resumed} "
         f"at {report.fit_size[0]}x{report.fit_size[1]} on {report.device}, "
         f"masks: {fit.mask_source}, {fit.seconds:.0f} s",

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from prodepth_cli.video.cuts import Shots
+
 _CORNERS = 400
 _MIN_TRACKS = 20  # fewer: no guess (identity), the pose net starts as in a cold start
 _ROUND_TRIP_PX = 1.0  # a track kept only when tracking back lands this close to its start
@@ -23,19 +25,25 @@ _STEP_RANGE = (1e-4, 1.0)  # step length searched, as a fraction of the median d
 
 
 def first_motions(
-    rgb: np.ndarray, depth_of: Callable[[int], np.ndarray], k: np.ndarray
+    rgb: np.ndarray,
+    depth_of: Callable[[int], np.ndarray],
+    k: np.ndarray,
+    shots: Shots | None = None,
 ) -> np.ndarray:
     """`(N-1, 4, 4)` motions `T_i_to_i+1` of a clip `(N, h, w, 3)` uint8 (memory-mapped is
     fine: read a pair at a time) whose depth is known: `depth_of(i)`, `(h, w)` in the fit's
     units; k: `(3, 3)` intrinsics at this size. A pair without enough texture to track, or
-    too little parallax to say where it went, gets the identity."""
+    too little parallax to say where it went, gets the identity; so does a pair across a cut
+    of `shots` (None: one shot), unrelated frames, whose motion no triplet asks for."""
     motions = np.tile(np.eye(4), (len(rgb) - 1, 1, 1))
+    shots = shots or Shots(len(rgb))
     grey = cv2.cvtColor(np.asarray(rgb[0]), cv2.COLOR_RGB2GRAY)
     for i in range(len(rgb) - 1):
         nxt = cv2.cvtColor(np.asarray(rgb[i + 1]), cv2.COLOR_RGB2GRAY)
-        found = _pair_motion(grey, nxt, np.asarray(depth_of(i), np.float64), k)
-        if found is not None:
-            motions[i] = found
+        if not shots.cut_before(i + 1):
+            found = _pair_motion(grey, nxt, np.asarray(depth_of(i), np.float64), k)
+            if found is not None:
+                motions[i] = found
         grey = nxt
     return motions
 

@@ -9,17 +9,23 @@ neighbours' (geometric consistency, SC-SfMLearner), which the photometric loss a
 free to flicker. One depth network throughout; no cost volume (so no cost-volume
 weighting): a single clip on a CPU leaves no room for a second network.
 
+A clip with scene cuts (`cuts.find_shots`, `--fast`'s criteria) is fitted as one, its shots
+kept apart inside the fit: triplets, first motions, the teacher's scale, the smoothed
+levels, the automatic masks' residuals and the temporal fusion each stay within a shot. A
+shot under 3 frames has no triplet: its frames are not fitted on, nor fused, and keep the
+net's own map.
+
 With a teacher (the user's depth model's map of every frame, `video/teacher.py`) the fit
-starts from the teacher's maps, first put on one scale for the clip along optical flow
+starts from the teacher's maps, first put on one scale for each shot along optical flow
 (`steady_teacher.py`): the net's output plus a per-frame offset that makes it each teacher
-map brought by one affine for the clip to the net's values at step 0, an offset that fades
-out over the first half of the steps; the camera motion starts from tracked corners
+map brought by one affine for its shot to the net's values there at step 0, an offset that
+fades out over the first half of the steps; the camera motion starts from tracked corners
 (`first_motion.py`) in the units of that depth. It keeps a scale-and-shift-invariant L1 to
 the teacher over the first half, stronger where the photometric loss says little (pixels the
 auto-mask drops, dynamic objects, what no neighbour sees), and each frame's mean disparity
-near its start's, smoothed over time. Measured on KITTI with the shipped model as teacher
-(docs/video.md): 500 steps give the cold start's temporal alignment after 1500 and most of
-its accuracy, not yet its smoothness.
+near its start's, smoothed over time within its shot. Measured on KITTI with the shipped
+model as teacher (docs/video.md): 500 steps give the cold start's temporal alignment after
+1500 and most of its accuracy, not yet its smoothness.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from prodepth_cli.errors import ModelError, OptionError
+from prodepth_cli.errors import InputError, ModelError, OptionError
 from prodepth_cli.training.checkpoint import save_checkpoint
 from prodepth_cli.video.cache import FrameReader, remove_frame_array, write_frame_array
 from prodepth_cli.video.coarse_weights import coarse_net_from_onnx
+from prodepth_cli.video.cuts import Shots, find_shots
 from prodepth_cli.video.first_motion import first_motions
 from prodepth_cli.video.frames import Clip
 from prodepth_cli.video.geometry import lands_inside, pose_matrix, project, sample_view
@@ -137,9 +144,10 @@ class VideoFit:
 
     disparity: `(N, h, w)` float32 inverse depth (units of the fit's arbitrary scale, larger
     = nearer), temporally fused (`temporal.fused_frames`), memory-mapped read-only from
-    `DISPARITY_FILE` beside the checkpoint. steps: `(N-1, 4, 4)` camera motions
-    `T_i_to_i+1`. masks: `(N, h, w)` uint8 dynamic-object masks used by the GDS stage (None
-    when none were found or given), memory-mapped when found (`MASKS_FILE`).
+    `DISPARITY_FILE` beside the checkpoint; each shot on a scale of its own. steps:
+    `(N-1, 4, 4)` camera motions `T_i_to_i+1`, the identity across a cut. masks: `(N, h, w)`
+    uint8 dynamic-object masks used by the GDS stage (None when none were found or given),
+    memory-mapped when found (`MASKS_FILE`). shots: the clip's shots, fitted apart.
     """
 
     disparity: np.ndarray
@@ -149,6 +157,7 @@ class VideoFit:
     steps_run: int
     resumed_from: int
     seconds: float
+    shots: Shots
     losses: list[float] = field(default_factory=list)
 
 
@@ -170,6 +179,11 @@ class _Fitter:
     scale_anchor: float = 0.0
     teacher_weight: float = 0.0
     teacher_weak: float = 0.0
+    shots: Shots | None = None  # None: the clip is one shot
+
+    @property
+    def clip_shots(self) -> Shots:
+        return self.shots or Shots(len(self.frames))
 
     def images(self, idx: torch.Tensor) -> torch.Tensor:
         rgb = torch.from_numpy(np.stack([self.frames[i] for i in idx.tolist()]))
@@ -284,34 +298,42 @@ class _Fitter:
 
     @torch.no_grad()
     def motions(self, batch: int = 4) -> np.ndarray:
-        """`(N-1, 4, 4)` camera motions T_i_to_i+1."""
+        """`(N-1, 4, 4)` camera motions T_i_to_i+1; the identity across a cut (the frames
+        are unrelated: nothing was fitted there)."""
         self.pose.eval()
         out = []
         for i in range(0, len(self.frames) - 1, batch):
             idx = torch.arange(i, min(i + batch, len(self.frames) - 1))
             out.append(self.motion(idx, self.images(idx), self.images(idx + 1)).cpu())
-        return torch.cat(out).double().numpy()
+        motions = torch.cat(out).double().numpy()
+        motions[[s - 1 for s in self.clip_shots.starts[1:]]] = np.eye(4)
+        return motions
 
     @torch.no_grad()
     def residuals(self) -> Iterator[np.ndarray]:
         """Each frame's `(h, w)` minimum-reprojection error of the static model, in order
-        (the first and last frames borrow their neighbour's map: they have one source only)."""
+        (a shot's first and last frames borrow their neighbour's map: they have one source
+        in the shot only; a shot under 3 frames, never a triplet's target, gets zeros)."""
         self.depth.eval()
         self.pose.eval()
-        for t in range(1, len(self.frames) - 1):
-            error = self.loss(t, None, None)[1].error[0, 0].cpu().numpy()
-            if t == 1:
+        for frames in self.clip_shots.ranges:
+            if len(frames) < 3:
+                yield from (np.zeros(self.frames.shape[1:3], np.float32) for _ in frames)
+                continue
+            for t in frames[1:-1]:
+                error = self.loss(t, None, None)[1].error[0, 0].cpu().numpy()
+                if t == frames.start + 1:
+                    yield error
                 yield error
             yield error
-        yield error
 
     @torch.no_grad()
-    def _net_statistics(self, batch: int) -> tuple[float, float]:
-        """The depth net's sigmoid disparity as it is now: the median over the clip of each
-        frame's median and of its mean absolute deviation from it."""
+    def _net_statistics(self, frames: range, batch: int) -> tuple[float, float]:
+        """The depth net's sigmoid disparity as it is now: the median over `frames` (a
+        shot's) of each frame's median and of its mean absolute deviation from it."""
         centres, spreads = [], []
-        for i in range(0, len(self.frames), batch):
-            idx = torch.arange(i, min(i + batch, len(self.frames)))
+        for i in range(frames.start, frames.stop, batch):
+            idx = torch.arange(i, min(i + batch, frames.stop))
             own = torch.sigmoid(self.depth.logits(self.images(idx))[0]).flatten(1)
             centre = own.median(1, keepdim=True).values
             centres.append(centre[:, 0])
@@ -321,23 +343,36 @@ class _Fitter:
     @torch.no_grad()
     def start_offsets(self, path: Path, steady: np.ndarray, batch: int = 4) -> np.memmap:
         """`(N, h, w)` float16 logit offsets (memory-mapped at `path`) that make the depth
-        net's finest output, as it is now, each frame's teacher map: on the clip's scale
+        net's finest output, as it is now, each frame's teacher map: on its shot's scale
         (`steady`: `(N, 2)` scale and shift, `steady_teacher.steady_affines`) and brought by
-        one affine to the net's median and spread over the clip. The fit's start. What falls
-        below zero disparity (the teacher's far end is only known up to a shift) is eased
-        onto (0, `_EASE` x the median) by a softplus, so the start keeps every difference
-        of the teacher's."""
+        one affine for the shot to the net's median and spread over the shot (a shot's
+        start depends on its own frames and maps only). The fit's start. What falls below
+        zero disparity (the teacher's far end is only known up to a shift) is eased onto
+        (0, `_EASE` x the median) by a softplus, so the start keeps every difference of the
+        teacher's."""
         self.depth.eval()
         n, (h, w) = len(self.frames), self.frames.shape[1:3]
         path.parent.mkdir(parents=True, exist_ok=True)
         offsets = np.memmap(path, np.float16, "w+", shape=(n, h, w))
+        levels = []
+        for frames in self.clip_shots.ranges:
+            levels.append(self._shot_offsets(offsets, frames, steady, batch))
+        offsets.flush()
+        self.start_level = torch.cat(levels)
+        return offsets
+
+    def _shot_offsets(
+        self, offsets: np.memmap, frames: range, steady: np.ndarray, batch: int
+    ) -> torch.Tensor:
+        """Write one shot's `frames` of `start_offsets` into `offsets`; their `(len,)` start
+        levels (log mean sigmoid)."""
         lo, hi = _SIGMOID_RANGE
         levels = []
-        net_centre, net_spread = self._net_statistics(batch)
-        centre, spread = clip_statistics(self.teacher, steady)
+        net_centre, net_spread = self._net_statistics(frames, batch)
+        centre, spread = clip_statistics(self.teacher, steady, frames)
         gain = net_spread / spread
-        for i in range(0, n, batch):
-            idx = torch.arange(i, min(i + batch, n))
+        for i in range(frames.start, frames.stop, batch):
+            idx = torch.arange(i, min(i + batch, frames.stop))
             img = self.images(idx)
             logit = upsample_to(self.depth.logits(img)[0], img.shape[-2:])
             own = torch.sigmoid(logit)
@@ -350,9 +385,7 @@ class _Fitter:
             offset = torch.logit(aligned.clamp(lo, hi)) - logit
             offsets[i : i + len(idx)] = offset[:, 0].cpu().numpy().astype(np.float16)
             levels.append(aligned.clamp(lo, hi).mean((1, 2, 3)).log())
-        offsets.flush()
-        self.start_level = torch.cat(levels)
-        return offsets
+        return torch.cat(levels)
 
 
 def default_config(taught: bool, steps: int | None = None) -> FitConfig:
@@ -374,15 +407,18 @@ def _fading(step: int, over: float) -> float:
     return 1.0 if over <= 0 else max(0.0, 1.0 - step / over)
 
 
-def _smoothed(values: torch.Tensor, sigma: float) -> torch.Tensor:
+def _smoothed(values: torch.Tensor, sigma: float, shots: Shots | None = None) -> torch.Tensor:
     """`(N,)` values smoothed over their index by a Gaussian of `sigma` (0: as they are),
-    weights renormalised at the ends."""
+    within each shot of `shots` (None: one), weights renormalised at a shot's ends."""
     if sigma <= 0:
         return values
-    t = torch.arange(len(values), dtype=torch.float64)
-    weights = torch.exp(-0.5 * ((t[:, None] - t[None]) / sigma) ** 2)
-    smooth = weights @ values.double().cpu() / weights.sum(1)
-    return smooth.to(values)
+    parts = []
+    for frames in (shots or Shots(len(values))).ranges:
+        t = torch.arange(len(frames), dtype=torch.float64)
+        weights = torch.exp(-0.5 * ((t[:, None] - t[None]) / sigma) ** 2)
+        part = values[frames.start : frames.stop].double().cpu()
+        parts.append(weights @ part / weights.sum(1))
+    return torch.cat(parts).to(values)
 
 
 def _invert_rigid(t: torch.Tensor) -> torch.Tensor:
@@ -415,7 +451,10 @@ def fit_video(
     teacher: `(N, h, w)` a depth model's disparity of every frame at the fitting size (any
     scale and shift per frame; e.g. memory-mapped from `teacher.clip_and_teacher`): the
     fit starts from it and keeps close to it (`config.teacher`). None: the cold start, from
-    the coarse network alone (use `COLD_STEPS`)."""
+    the coarse network alone (use `COLD_STEPS`).
+
+    The clip's shots (`cuts.find_shots`) are fitted apart; a resumed fit keeps those its
+    checkpoint was fitted with. InputError when no shot has 3 frames (no triplet to fit)."""
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     dev = torch.device(device)
@@ -437,6 +476,13 @@ def fit_video(
         ]
     )
     state = _load_state(Path(checkpoint), clip, intrinsics, teacher is not None)
+    fitter.shots = shots = _clip_shots(Path(checkpoint), state, clip)
+    targets = torch.from_numpy(shots.targets())  # the frames a triplet may centre on
+    if not len(targets):
+        raise InputError(
+            f"{clip.source}: every shot is under 3 frames (scene cuts before frames "
+            f"{', '.join(map(str, shots.starts[1:]))}): nothing to fit; --fast takes them"
+        )
     folder = Path(checkpoint).parent
     arrays_key = {"source": clip.source, "frames": len(clip), "size": list(clip.size)}
     mask_source = "given" if masks is not None else "none"
@@ -445,9 +491,10 @@ def fit_video(
     depth_net.calibrate(fitter.images(torch.arange(0, len(clip), max(1, len(clip) // 8))))
     if teacher is not None:
         start_cache = Path(checkpoint).with_name(START_CACHE)
-        fitter.start = fitter.start_offsets(start_cache, steady_affines(clip.rgb, teacher))
-        fitter.start_level = _smoothed(fitter.start_level, config.level_smooth)
-        guess = first_motions(clip.rgb, fitter.start_depth, intrinsics.matrix())
+        steady = steady_affines(clip.rgb, teacher, shots)
+        fitter.start = fitter.start_offsets(start_cache, steady)
+        fitter.start_level = _smoothed(fitter.start_level, config.level_smooth, shots)
+        guess = first_motions(clip.rgb, fitter.start_depth, intrinsics.matrix(), shots)
         fitter.prior = torch.from_numpy(guess).float().to(dev)
         # the pose net now learns corrections to the guess: it starts with none (a fresh
         # net's random 0.01-scaled output turns the camera by half a degree)
@@ -482,6 +529,7 @@ def fit_video(
                 "optimizer": optimizer.state_dict(),
                 "step": step,
                 "teacher": teacher is not None,
+                "shots": list(shots.starts),
                 "masks": None if mask_source != "automatic" else np.packbits(masks),
             },
         )
@@ -503,7 +551,8 @@ def fit_video(
             group["lr"] = lr * scale
         depth_net.train()
         pose_net.train()
-        idx = torch.randint(1, len(clip) - 1, (config.batch,), generator=generator)
+        # triplets (t-1, t, t+1) within a shot only: across a cut no motion explains them
+        idx = targets[torch.randint(0, len(targets), (config.batch,), generator=generator)]
         exclude = objects = None
         if masks is not None:
             exclude = torch.from_numpy(masks[idx.numpy()])[:, None].float().to(dev)
@@ -542,6 +591,7 @@ def fit_video(
         max(0, config.steps - start),
         start,
         time.perf_counter() - t0,
+        shots,
         losses,
     )
 
@@ -579,6 +629,26 @@ def _load_state(path: Path, clip: Clip, intrinsics: Intrinsics, taught: bool) ->
     return state
 
 
+def _clip_shots(path: Path, state: dict | None, clip: Clip) -> Shots:
+    """The shots the fit of `clip` takes: those its checkpoint `state` (from `path`) was
+    fitted with, whatever the cut finder says today (the start, first motions and nets were
+    made for them), else those found in its frames. OptionError for a checkpoint from before
+    shots (fitted as one) of a clip that has cuts: resumed, its shots would drag each other."""
+    if state is not None and "shots" in state:
+        try:
+            return Shots(len(clip), tuple(int(s) for s in state["shots"]))
+        except (TypeError, ValueError):
+            raise OptionError(f"{path}: its shots are unreadable; remove it to fit again") from None
+    shots = find_shots(clip.rgb)
+    if state is not None and len(shots.starts) > 1:
+        cuts = ", ".join(str(s) for s in shots.starts[1:])
+        raise OptionError(
+            f"{path}: fitted as one shot, before scene cuts were looked for, and this clip has "
+            f"cuts (before frames {cuts}); remove it to fit each shot apart"
+        )
+    return shots
+
+
 def _fused_disparity(
     fitter: _Fitter,
     motions: np.ndarray,
@@ -589,10 +659,14 @@ def _fused_disparity(
 ) -> np.memmap:
     """`(N, h, w)` float32 disparity of the fitted net, fused over `radius` frames each side,
     memory-mapped from `folder / DISPARITY_FILE`: the net's depth goes to a scratch file
-    frame by frame, and the fusion reads it a window at a time."""
+    frame by frame, and the fusion reads it a window at a time, within each shot. A shot
+    under 3 frames is not fused: no triplet fitted the motion inside it."""
     scratch = folder / _DEPTH_SCRATCH
     depth = write_frame_array(scratch, (1 / d for d in fitter.disparities()), np.float32, key)
-    fused = fused_frames(FrameReader(depth), motions, intrinsics.matrix(), radius)
+    shots = fitter.clip_shots
+    alone = {f for frames in shots.ranges if len(frames) < 3 for f in frames}
+    fused_apart = Shots(shots.frames, tuple(sorted({*shots.starts, *alone})))
+    fused = fused_frames(FrameReader(depth), motions, intrinsics.matrix(), radius, fused_apart)
     disparity = write_frame_array(folder / DISPARITY_FILE, (1 / d for d in fused), np.float32, key)
     del depth, fused  # unmapped before the file goes (Windows keeps mapped files)
     remove_frame_array(scratch)

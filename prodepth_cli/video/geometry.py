@@ -7,6 +7,8 @@ coordinates to camera b's: `P_b = T_a_to_b @ P_a`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -75,12 +77,15 @@ def lands_inside(grid: torch.Tensor) -> torch.Tensor:
     return (grid.abs() <= 1).all(-1)[:, None]
 
 
-def chain_poses(steps: list[np.ndarray]) -> np.ndarray:
+def chain_poses(steps: list[np.ndarray], starts: Sequence[int] = (0,)) -> np.ndarray:
     """Camera-to-world poses `(N, 4, 4)` from relative steps `T_i_to_i+1` `(4, 4)` each, frame
-    0 at the origin (KITTI's poses.txt convention: `P_world = pose_i @ P_i`)."""
+    0 at the origin (KITTI's poses.txt convention: `P_world = pose_i @ P_i`). The chain
+    restarts at each frame of `starts` (the first frame of each shot: no motion joins two
+    shots), which is at the origin of its shot's world."""
+    restarts = set(starts)
     poses = [np.eye(4)]
-    for step in steps:
-        poses.append(poses[-1] @ np.linalg.inv(step))
+    for i, step in enumerate(steps, 1):
+        poses.append(np.eye(4) if i in restarts else poses[-1] @ np.linalg.inv(step))
     return np.stack(poses)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -18,10 +19,12 @@ from av.video.reformatter import ColorRange, Colorspace
 from prodepth_cli.errors import InputError, OptionError, OutputError
 from prodepth_cli.io.png import read_text
 from prodepth_cli.io.write import FORMATS, DepthArray, atomic_output, level_mapper, write_depth
+from prodepth_cli.video.cuts import Shots
 
-# One normalisation for the whole clip (not per frame, which would flicker): these
-# percentiles of all frames' disparity map to 0 and 65535 (a `--fast` shot's range holds
-# each of its maps' own, `shots.LevelSpan`).
+# One normalisation for each shot of the clip (not per frame, which would flicker; not for
+# the clip, whose shots each have a scale of their own): these percentiles of all its
+# frames' disparity map to 0 and 65535 (a `--fast` shot's range holds each of its maps'
+# own, `shots.LevelSpan`).
 CLIP_PERCENTILES = (0.5, 99.5)
 # ...of at most this many values (64 MB), drawn from every frame of a longer clip: on a
 # 600-frame fit (docs/video.md), a quarter, a sixteenth and a 64th of its values give its
@@ -42,25 +45,39 @@ _BT709 = 1  # the H.264 VUI code for BT.709 primaries, transfer and matrix
 _RATE_TOLERANCE = 1e-3
 
 
-def clip_range(disparity: np.ndarray) -> tuple[float, float]:
-    """`(lo, hi)` disparity mapped to black and white for every frame of the clip.
+def clip_range(disparity: np.ndarray, frames: range | None = None) -> tuple[float, float]:
+    """`(lo, hi)` disparity mapped to black and white for `frames` (None: every frame of the
+    clip; a shot's frames for its range).
 
     disparity: `(N, h, w)`, e.g. memory-mapped: read a frame at a time. The percentiles are
-    those of every value when the clip has at most `RANGE_SAMPLES` of them (up to 2,730
+    those of every value when the frames have at most `RANGE_SAMPLES` of them (up to 2,730
     frames at 96x64, 180 at 416x224), else of as many values drawn from each frame at
     random (seeded: the same range on every run), `RANGE_SAMPLES` in all: the same memory
     for any length."""
-    n, first = len(disparity), np.asarray(disparity[0])
+    frames = frames if frames is not None else range(len(disparity))
+    n, first = len(frames), np.asarray(disparity[frames.start])
     size, rng = first.size, np.random.default_rng(0)
     count = size if n * size <= RANGE_SAMPLES else max(1, RANGE_SAMPLES // n)
     sample = np.empty(n * count, first.dtype)
-    for t, d in enumerate(disparity):
-        values = np.ravel(d)
+    for t, i in enumerate(frames):
+        values = np.ravel(disparity[i])
         if count < size:
             values = values[rng.choice(size, count, replace=False)]
         sample[t * count : (t + 1) * count] = values
     lo, hi = np.percentile(sample, CLIP_PERCENTILES, overwrite_input=True)
     return float(lo), float(max(hi, lo + 1e-12))
+
+
+def shot_ranges(disparity: np.ndarray, shots: Shots | None = None) -> list[tuple[float, float]]:
+    """Each shot's `(lo, hi)` (`clip_range` of its frames), in order; `disparity`
+    `(N, h, w)` read a frame at a time; shots: None, the clip as one."""
+    return [clip_range(disparity, frames) for frames in (shots or Shots(len(disparity))).ranges]
+
+
+def frame_ranges(shots: Shots, ranges: list[tuple[float, float]]) -> Iterator[tuple[float, float]]:
+    """Each frame's `(lo, hi)`, its shot's of `ranges`, in order."""
+    for frames, span in zip(shots.ranges, ranges, strict=True):
+        yield from (span for _ in frames)
 
 
 def _resized(disparity: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -156,13 +173,17 @@ def write_depth_frames(
     folder: Path,
     size: tuple[int, int],
     fmt: str = "png16",
+    shots: Shots | None = None,
+    ranges: list[tuple[float, float]] | None = None,
 ) -> list[Path]:
     """`(N, h, w)` disparity (e.g. memory-mapped: read a frame at a time) ->
-    `folder/<name>.<fmt's suffix>` at `size` (`(W, H)`), one range for the whole clip (see
+    `folder/<name>.<fmt's suffix>` at `size` (`(W, H)`), one range for each shot of `shots`
+    (None: one for the whole clip): `ranges` when given, else `shot_ranges` (see
     `FrameMapWriter`, `clip_range`)."""
-    lo, hi = clip_range(disparity)
+    shots = shots or Shots(len(disparity))
+    spans = frame_ranges(shots, ranges or shot_ranges(disparity, shots))
     writer = FrameMapWriter(folder, fmt, size)
-    return [writer.write(n, d, lo, hi) for d, n in zip(disparity, names, strict=True)]
+    return [writer.write(n, d, *span) for d, n, span in zip(disparity, names, spans, strict=True)]
 
 
 def write_poses(path: Path, poses: np.ndarray) -> None:
@@ -298,13 +319,22 @@ class PreviewWriter:
         self._exits.__exit__(kind, exc, tb)
 
 
-def write_preview(path: Path, disparity: np.ndarray, fps: float, size: tuple[int, int]) -> None:
+def write_preview(
+    path: Path,
+    disparity: np.ndarray,
+    fps: float,
+    size: tuple[int, int],
+    shots: Shots | None = None,
+    ranges: list[tuple[float, float]] | None = None,
+) -> None:
     """`(N, h, w)` disparity (e.g. memory-mapped: read a frame at a time) -> the clip's
-    colour-mapped preview at `path` (see `PreviewWriter`), one range for the whole clip."""
-    lo, hi = clip_range(disparity)
+    colour-mapped preview at `path` (see `PreviewWriter`), one range for each shot of
+    `shots` (None: one for the whole clip), as `write_depth_frames` takes them."""
+    shots = shots or Shots(len(disparity))
+    spans = frame_ranges(shots, ranges or shot_ranges(disparity, shots))
     with PreviewWriter(path, fps, size) as preview:
-        for disp in disparity:
-            preview.add(disp, lo, hi)
+        for disp, span in zip(disparity, spans, strict=True):
+            preview.add(disp, *span)
 
 
 def mp4_boxes(path: Path) -> list[bytes]:

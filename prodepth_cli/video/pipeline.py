@@ -34,7 +34,8 @@ from prodepth_cli.video.intrinsics import (
     read_calib,
 )
 from prodepth_cli.video.masks import read_mask_folder
-from prodepth_cli.video.outputs import write_depth_frames, write_poses, write_preview
+from prodepth_cli.video.outputs import shot_ranges, write_depth_frames, write_poses, write_preview
+from prodepth_cli.video.shots import write_fit_shots
 from prodepth_cli.video.teacher import clip_and_teacher
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -93,6 +94,7 @@ class VideoReport:
             if self.fit.losses
             else None,
             "masks": self.fit.mask_source,
+            "shots": len(self.fit.shots.starts),
             "seconds": round(self.fit.seconds, 2),
             "poses": self.poses,
             "checkpoint": self.checkpoint,
@@ -124,8 +126,10 @@ def video_depth(
     model: DepthModel | None = None,
 ) -> VideoReport | FastReport:
     """Fit depth to the clip `src` (video file or folder of frames) and write, into
-    `out_dir`: `<frame>.png` per frame (16-bit, near = bright, one range for the clip),
-    `poses.txt` (KITTI 3x4 camera-to-world, frame 0 at the origin, the fit's scale),
+    `out_dir`: `<frame>.png` per frame (16-bit, near = bright, one range for each shot: the
+    shots are fitted apart, each on its own scale), `shots.json` (each shot's first frame
+    and range, `shots.write_fit_shots`), `poses.txt` (KITTI 3x4 camera-to-world, the fit's
+    scale, each shot's first frame at the origin: no motion joins two shots),
     `checkpoint.pt` (resumed when present), and `options.preview` when asked.
 
     `config` overrides the fitting settings (its `steps` wins over `options.steps`).
@@ -165,14 +169,17 @@ def video_depth(
     config = config or default_config(model is not None, steps)
     coarse = options.coarse_model or default_coarse_onnx()
     fit = fit_video(clip, k, checkpoint, coarse, config, masks, device, on_step, teacher)
-    original = (clip.width, clip.height)
-    disparity = FrameReader(fit.disparity)  # a frame at a time: read twice, never held
-    files = write_depth_frames(disparity, clip.names, out, original, options.fmt)
+    original, shots = (clip.width, clip.height), fit.shots
+    disparity = FrameReader(fit.disparity)  # a frame at a time: read again, never held
+    # a range for each shot: one for the clip would let one shot's scale set another's levels
+    ranges = shot_ranges(disparity, shots)
+    files = write_depth_frames(disparity, clip.names, out, original, options.fmt, shots, ranges)
+    write_fit_shots(out, options.fmt, len(clip), shots.starts, ranges)
     poses = out / POSES_NAME
-    write_poses(poses, chain_poses(list(fit.steps)))
+    write_poses(poses, chain_poses(list(fit.steps), shots.starts))
     preview = None
     if options.preview:
-        write_preview(Path(options.preview), disparity, clip.fps, original)
+        write_preview(Path(options.preview), disparity, clip.fps, original, shots, ranges)
         preview = str(options.preview)
     return VideoReport(
         str(src),

@@ -19,11 +19,15 @@ moment (Ctrl-C, kill -9, a full disk), because:
 - once every map is rewritten the log says so (`ShotLog.rewritten`): its `lo`, `hi` are
   then the final range. Between the two, `lo`, `hi` are still the provisional range and
   the maps a mix of the two ranges, each saying which.
+
+A fit (`prodepth video` without `--fast`) writes a `shots.json` of the same layout once its
+maps are written (`write_fit_shots`): each shot's first frame and the range of its maps.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from prodepth_cli.video.outputs import CLIP_PERCENTILES
 
 SHOTS_NAME = "shots.json"
 _KIND = "prodepth video --fast"
+FIT_KIND = "prodepth video"  # the `kind` of a fit's shots.json
 # A shot's provisional 16-bit range: its first map's 1st-99th percentiles, widened by half
 # their distance on each side (room for the shot to come nearer or recede; beyond it,
 # clipped).
@@ -217,3 +222,30 @@ class ShotLog:
     def rewritten(self, first: int) -> None:
         """Record that every map of the shot from frame `first` is in its final range."""
         self.start(replace(self.starting_at(first), rewritten=True))
+
+
+def write_fit_shots(
+    folder: Path,
+    fmt: str,
+    frames: int,
+    starts: Sequence[int],
+    ranges: Sequence[tuple[float, float]],
+) -> Path:
+    """`folder/shots.json` of a fit of `frames` frames written as `fmt`: the shots starting
+    at `starts`, each with the range `(lo, hi)` of `ranges` its 16-bit maps are in, as a
+    `--fast` run lists its shots (`kind`, `format`, `frames`, and `first`, `lo`, `hi` a
+    shot), so that one reader turns either's levels back into disparity. Written whole,
+    atomically, after the maps; its path."""
+    record = {
+        "kind": FIT_KIND,
+        "format": fmt,
+        "frames": frames,
+        "shots": [
+            {"first": int(first), "lo": float(lo), "hi": float(hi)}
+            for first, (lo, hi) in zip(starts, ranges, strict=True)
+        ],
+    }
+    path = Path(folder) / SHOTS_NAME
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    return path

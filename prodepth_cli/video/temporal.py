@@ -14,21 +14,30 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from prodepth_cli.video.cuts import Shots
 from prodepth_cli.video.geometry import lands_inside, project, sample_view
 
 AGREEMENT = 0.5  # relative depth difference beyond which a neighbour is ignored
 
 
 def fuse_depth(
-    depth: np.ndarray, motions: np.ndarray, k: np.ndarray, radius: int = 1
+    depth: np.ndarray,
+    motions: np.ndarray,
+    k: np.ndarray,
+    radius: int = 1,
+    shots: Shots | None = None,
 ) -> np.ndarray:
     """`(N, h, w)` depth fused over `radius` frames each side, in memory (`fused_frames`
     yields the same one frame at a time)."""
-    return np.stack(list(fused_frames(depth, motions, k, radius))).astype(depth.dtype)
+    return np.stack(list(fused_frames(depth, motions, k, radius, shots))).astype(depth.dtype)
 
 
 def fused_frames(
-    depth: np.ndarray, motions: np.ndarray, k: np.ndarray, radius: int = 1
+    depth: np.ndarray,
+    motions: np.ndarray,
+    k: np.ndarray,
+    radius: int = 1,
+    shots: Shots | None = None,
 ) -> Iterator[np.ndarray]:
     """Each frame's `(h, w)` float32 depth fused over `radius` frames each side, in order.
 
@@ -37,13 +46,16 @@ def fused_frames(
     k: `(3, 3)` intrinsics at this size. For a neighbour s of frame t, a pixel's point
     lands in s at depth z_s; s's own depth there, d_s, rescales t's depth by d_s / z_s. The
     fused depth is the mean of the agreeing ones (harmonic, i.e. averaged in disparity,
-    where the photometric fit is made).
+    where the photometric fit is made). shots: the clip's shots (None: one); a frame's
+    neighbours are those of its own shot only (no motion is known across a cut).
     """
     n = len(depth)
+    shots = shots or Shots(n)
     kk = torch.from_numpy(k).float()[None]
     window: dict[int, torch.Tensor] = {}  # frame index -> its (1, 1, h, w) depth
     for t in range(n):
-        first, last = max(0, t - radius), min(n, t + radius + 1)
+        shot = shots.shot(t)
+        first, last = max(shot.start, t - radius), min(shot.stop, t + radius + 1)
         for s in [s for s in window if s < first]:
             del window[s]
         for s in range(first, last):
