@@ -295,8 +295,9 @@ def test_cli_on_a_video_names_maps_by_index_and_writes_a_preview(tmp_path):
         + ["--device", "cpu", "--preview", str(preview), "--json"],
     )
     assert result.exit_code == 0, result.stderr
-    record = json.loads(result.stdout)
-    assert record["frames"] == 5 and record["steps_run"] == 2
+    *shots, record = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["record"] == "run" and record["frames"] == 5 and record["steps_run"] == 2
+    assert [(s["record"], s["first"], s["last"]) for s in shots] == [("shot", 0, 4)]
     _assert_depth_maps(out, [f"{i:06d}" for i in range(5)], (64, 96))
     cap = cv2.VideoCapture(str(preview))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5

@@ -24,7 +24,7 @@ from prodepth_cli.pipeline import depth_array
 from prodepth_cli.video.consistency import clip_jitter, jitter
 from prodepth_cli.video.fast import FastOptions, fast_video_depth
 from prodepth_cli.video.outputs import FrameMapWriter, PreviewWriter
-from prodepth_cli.video.shots import SHOTS_NAME, shot_range
+from prodepth_cli.video.shots import SHOTS_NAME, shot_range, write_fit_shots
 from prodepth_cli.video.stabilise import (
     KEEP,
     Affine,
@@ -447,6 +447,10 @@ def test_a_folder_of_another_run_is_not_resumed(tmp_path, pointwise_affine):
     (out / f"{files[0].stem}.png").write_bytes(b"not ours")
     model = load_model(pointwise_affine, "cpu")
     with pytest.raises(OptionError, match=SHOTS_NAME):
+        fast_video_depth(tmp_path / "clip", out, model)
+    # a fit's folder (its shots.json has no --fast fields) is named for what it holds
+    write_fit_shots(out, "png16", 3, (0,), [(0.1, 0.9)])
+    with pytest.raises(OptionError, match="maps of a fit"):
         fast_video_depth(tmp_path / "clip", out, model)
 
 

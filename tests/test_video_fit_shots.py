@@ -15,6 +15,7 @@ import torch
 import prodepth_cli.video.fit as fit_module
 from prodepth_cli.errors import InputError, OptionError
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
+from prodepth_cli.video.consistency import clip_jitter
 from prodepth_cli.video.cuts import Shots, find_shots
 from prodepth_cli.video.first_motion import first_motions
 from prodepth_cli.video.fit import START_CACHE, FitConfig, fit_video
@@ -223,6 +224,19 @@ def test_shots_json_lists_each_shots_range_and_poses_restart_at_each_shot(tmp_pa
         assert (shot["lo"], shot["hi"]) == pytest.approx((lo, hi), rel=1e-5)
     poses = np.loadtxt(out / "poses.txt").reshape(10, 3, 4)
     assert np.allclose(poses[[0, 5]], np.eye(4)[:3]), "each shot's first frame at the origin"
+
+
+def test_json_gives_each_shots_jitter_of_its_maps_as_written(tmp_path):
+    clip_dir, out = _glued(tmp_path / "clip", 5, 5), tmp_path / "out"
+    config = FitConfig(steps=2, fine_fraction=0.5, checkpoint_every=2)
+    report = video_depth(clip_dir, out, VideoOptions(device="cpu"), config)
+    assert [(s["first"], s["last"], s["frames"]) for s in report.shots] == [(0, 4, 5), (5, 9, 5)]
+    frames = [cv2.imread(str(f))[:, :, ::-1] for f in sorted(clip_dir.glob("*.png"))]
+    for shot in report.shots:
+        names = [f"f{i:02d}" for i in range(shot["first"], shot["last"] + 1)]
+        written = [cv2.imread(str(out / f"{n}.png"), cv2.IMREAD_UNCHANGED) / 65535.0 for n in names]
+        own = clip_jitter(written, frames[shot["first"] : shot["last"] + 1])
+        assert shot["jitter"] == pytest.approx(own, rel=0.02, abs=1e-5)
 
 
 def test_a_resume_keeps_the_shots_it_was_fitted_with(tmp_path, monkeypatch):

@@ -206,6 +206,8 @@ def video(
             model=teacher,
         )
     if json_out:
+        for shot in report.shots:
+            emit_json(shot)
         emit_json(report.record)
         return
     fit = report.fit

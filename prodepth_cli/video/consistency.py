@@ -3,7 +3,7 @@ video --fast` reports per shot (lower = steadier; a constant map scores 0)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -41,19 +41,34 @@ def jitter(
     return float(np.mean(np.abs(change[valid])))
 
 
-def clip_jitter(maps: Sequence[np.ndarray], frames: Sequence[np.ndarray]) -> float:
-    """`jitter` averaged over every frame that has both neighbours, for a whole clip held in
-    memory (benchmarks): `maps` `(H, W)` in one unit (e.g. 16-bit PNG levels over 65535),
-    `frames` `(H, W, 3)` RGB uint8, compared at the flow size (`flow.flow_size`)."""
-    h, w = frames[0].shape[:2]
-    size = flow_size(w, h)
-    small = [cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA) for m in maps]
-    greys = [grey(cv2.resize(f, size, interpolation=cv2.INTER_AREA)) for f in frames]
+def frame_jitters(
+    maps: Iterable[np.ndarray], frames: Iterable[np.ndarray]
+) -> Iterator[float | None]:
+    """`jitter` of each frame that has both neighbours, in order: `maps` `(H, W)` in one unit
+    (e.g. 16-bit PNG levels over 65535), `frames` `(H, W, 3)` RGB uint8, both streamed
+    (three frames held at a time) and compared at the flow size (`flow.flow_size`)."""
     flows = FlowEstimator()
-    pairs = [flows.pair(a, b) for a, b in zip(greys, greys[1:], strict=False)]
-    values = [
-        jitter(small[t - 1], small[t], small[t + 1], after.ab, before.ba, after.ok_a & before.ok_b)
-        for t, before, after in zip(range(1, len(maps) - 1), pairs, pairs[1:], strict=False)
-    ]
-    known = [v for v in values if v is not None]
+    window: list[tuple[np.ndarray, np.ndarray]] = []  # (map, grey) at the flow size
+    before = None  # the flow pair of the two frames before the newest
+    for disparity, rgb in zip(maps, frames, strict=True):
+        h, w = rgb.shape[:2]
+        size = flow_size(w, h)
+        small = cv2.resize(np.asarray(disparity, np.float32), size, interpolation=cv2.INTER_AREA)
+        window.append(
+            (small, grey(cv2.resize(np.asarray(rgb), size, interpolation=cv2.INTER_AREA)))
+        )
+        if len(window) < 2:
+            continue
+        after = flows.pair(window[-2][1], window[-1][1])
+        if len(window) == 3:
+            (prev, _), (cur, _), (nxt, _) = window
+            yield jitter(prev, cur, nxt, after.ab, before.ba, after.ok_a & before.ok_b)
+            window.pop(0)
+        before = after
+
+
+def clip_jitter(maps: Sequence[np.ndarray], frames: Sequence[np.ndarray]) -> float:
+    """`jitter` averaged over every frame that has both neighbours (`frame_jitters`); NaN
+    when no pixel of any frame is followed both ways."""
+    known = [v for v in frame_jitters(maps, frames) if v is not None]
     return float(np.mean(known)) if known else float("nan")

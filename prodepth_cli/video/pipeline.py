@@ -14,6 +14,8 @@ from prodepth_cli.models.runtime import DepthModel, load_model
 from prodepth_cli.torch_device import choose_torch_device, onnx_device
 from prodepth_cli.video.cache import FrameReader
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
+from prodepth_cli.video.consistency import frame_jitters, unit_levels
+from prodepth_cli.video.cuts import Shots
 from prodepth_cli.video.fast import FastOptions, FastReport, fast_video_depth
 from prodepth_cli.video.fit import (
     COLD_STEPS,
@@ -75,10 +77,12 @@ class VideoReport:
     poses: str = ""
     checkpoint: str = ""
     preview: str | None = None
+    shots: list[dict] = field(default_factory=list)  # `shot_records`, printed before the run's
 
     @property
     def record(self) -> dict:
         return {
+            "record": "run",
             "input": self.input,
             "output": self.output,
             "status": "ok",
@@ -94,7 +98,7 @@ class VideoReport:
             if self.fit.losses
             else None,
             "masks": self.fit.mask_source,
-            "shots": len(self.fit.shots.starts),
+            "shots": len(self.shots),
             "seconds": round(self.fit.seconds, 2),
             "poses": self.poses,
             "checkpoint": self.checkpoint,
@@ -113,6 +117,35 @@ def clip_intrinsics(clip: Clip, options: VideoOptions) -> tuple[Intrinsics, str]
     else:
         k, origin = default_intrinsics(clip.width, clip.height), "default (fx = 0.58 W)"
     return k.scaled_to(*clip.size), origin
+
+
+def shot_records(
+    rgb: np.ndarray,
+    disparity: FrameReader,
+    shots: Shots,
+    ranges: list[tuple[float, float]],
+    clipped: bool,
+) -> list[dict]:
+    """Each shot's record for `--json`, as `--fast` gives them: its frames and range, and
+    the jitter of its maps as written (`consistency.jitter`, in fractions of its range;
+    clipped to it for 16-bit maps), measured at the fitting size along the flow between
+    the cached frames `rgb`, a frame at a time."""
+    records = []
+    for index, (frames, (lo, hi)) in enumerate(zip(shots.ranges, ranges, strict=True)):
+        levels = (unit_levels(disparity[i], lo, hi, clipped) for i in frames)
+        known = [v for v in frame_jitters(levels, (rgb[i] for i in frames)) if v is not None]
+        records.append(
+            {
+                "record": "shot",
+                "shot": index,
+                "first": frames.start,
+                "last": frames.stop - 1,
+                "frames": len(frames),
+                "range": [lo, hi],
+                "jitter": round(float(np.mean(known)), 5) if known else None,
+            }
+        )
+    return records
 
 
 def video_depth(
@@ -181,6 +214,7 @@ def video_depth(
     if options.preview:
         write_preview(Path(options.preview), disparity, clip.fps, original, shots, ranges)
         preview = str(options.preview)
+    records = shot_records(clip.rgb, disparity, shots, ranges, options.fmt == "png16")
     return VideoReport(
         str(src),
         str(out),
@@ -195,4 +229,5 @@ def video_depth(
         str(poses),
         str(checkpoint),
         preview,
+        records,
     )

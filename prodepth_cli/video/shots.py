@@ -174,6 +174,11 @@ class ShotLog:
             return log
         try:
             saved = json.loads(log.path.read_text())
+            if isinstance(saved, dict) and saved.get("kind") == FIT_KIND:
+                raise OptionError(
+                    f"{folder}: holds the maps of a fit (prodepth video without --fast); "
+                    "choose another folder or remove them"
+                )
             shots = [Shot.of_record(s) for s in saved["shots"]]
             run = (saved["kind"], saved["model"], saved["format"], saved["frames"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
