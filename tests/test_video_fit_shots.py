@@ -14,6 +14,7 @@ import torch
 
 import prodepth_cli.video.fit as fit_module
 from prodepth_cli.errors import InputError, OptionError
+from prodepth_cli.video.cache import FrameReader
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
 from prodepth_cli.video.consistency import clip_jitter
 from prodepth_cli.video.cuts import Shots, find_shots
@@ -22,7 +23,7 @@ from prodepth_cli.video.fit import START_CACHE, FitConfig, fit_video
 from prodepth_cli.video.frames import read_clip
 from prodepth_cli.video.intrinsics import default_intrinsics
 from prodepth_cli.video.outputs import FrameMapWriter, write_depth_frames
-from prodepth_cli.video.pipeline import VideoOptions, video_depth
+from prodepth_cli.video.pipeline import AGREEMENT_NOTE, VideoOptions, shot_records, video_depth
 from prodepth_cli.video.shots import SHOTS_NAME
 from prodepth_cli.video.temporal import fused_frames
 from tests.test_video_fast import texture
@@ -237,6 +238,24 @@ def test_json_gives_each_shots_jitter_of_its_maps_as_written(tmp_path):
         written = [cv2.imread(str(out / f"{n}.png"), cv2.IMREAD_UNCHANGED) / 65535.0 for n in names]
         own = clip_jitter(written, frames[shot["first"] : shot["last"] + 1])
         assert shot["jitter"] == pytest.approx(own, rel=0.02, abs=1e-5)
+
+
+def test_shot_records_say_how_much_the_fit_agrees_with_the_model(tmp_path):
+    """A fit that ranks depth as the model does agrees at 1; one that went its own way
+    (here: the second shot's maps upside down against the model's) is flagged."""
+    frames = np.stack(_pan(3, (1, 1, 1), 10))
+    ramp = np.linspace(0.1, 1, H, dtype=np.float32)[:, None] * np.ones((1, W), np.float32)
+    fitted = np.stack([ramp] * 5 + [ramp[::-1]] * 5)
+    stored = np.memmap(tmp_path / "d.f32", np.float32, "w+", shape=fitted.shape)
+    stored[:] = fitted
+    teacher = np.stack([ramp * 3 + 1] * 10)  # any affine of the same ranks
+    shots = Shots(10, (0, 5))
+    ranges = [(0.1, 1.0), (0.1, 1.0)]
+    records = shot_records(frames, FrameReader(stored), shots, ranges, True, teacher)
+    assert [r["agreement_with_model"] for r in records] == [pytest.approx(1), pytest.approx(-1)]
+    assert records[1]["agreement_with_model"] < AGREEMENT_NOTE <= records[0]["agreement_with_model"]
+    cold = shot_records(frames, FrameReader(stored), shots, ranges, True)
+    assert [r["agreement_with_model"] for r in cold] == [None, None]
 
 
 def test_a_resume_keeps_the_shots_it_was_fitted_with(tmp_path, monkeypatch):

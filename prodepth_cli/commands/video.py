@@ -172,7 +172,7 @@ def video(
     if fast:
         _fast(input_path, output, depth_model, fmt, preview, json_out, quiet)
         return
-    from prodepth_cli.video.pipeline import VideoOptions, video_depth  # imports torch
+    from prodepth_cli.video.pipeline import AGREEMENT_NOTE, VideoOptions, video_depth  # torch
 
     # The shipped model teaches the fit worse than the fit learns from its own coarse
     # network (docs/video.md): it teaches only when asked for by name.
@@ -211,6 +211,15 @@ def video(
         emit_json(report.record)
         return
     fit = report.fit
+    for shot in report.shots:
+        agreement = shot["agreement_with_model"]
+        if agreement is not None and agreement < AGREEMENT_NOTE:
+            note(
+                f"note: frames {shot['first']}-{shot['last']}: the fit ranks depth unlike the "
+                f"model (rank correlation {agreement:.2f}); its camera motion may be wrong "
+                "(check --intrinsics); compare with --fast",
+                quiet,
+            )
     resumed = f", resumed at step {fit.resumed_from}" if fit.resumed_from else ""
     shots = f" in {len(fit.shots.starts)} shots" if len(fit.shots.starts) > 1 else ""
     note(
