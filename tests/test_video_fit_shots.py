@@ -18,7 +18,7 @@ from prodepth_cli.video.cache import FrameReader
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
 from prodepth_cli.video.consistency import clip_jitter
 from prodepth_cli.video.cuts import Shots, find_shots
-from prodepth_cli.video.first_motion import first_motions
+from prodepth_cli.video.first_motion import first_motions, steadied_steps
 from prodepth_cli.video.fit import START_CACHE, FitConfig, fit_video
 from prodepth_cli.video.frames import read_clip
 from prodepth_cli.video.intrinsics import default_intrinsics
@@ -160,6 +160,31 @@ def test_first_motions_guess_nothing_across_a_cut(tmp_path):
     motions = first_motions(rgb, depth_of, k, Shots(8, (0, 4)))
     assert asked == [0, 1, 2, 4, 5, 6], "pair (3, 4) spans the cut"
     assert np.array_equal(motions[3], np.eye(4))
+
+
+def test_step_lengths_are_steadied_within_each_shot_and_nothing_else_moves():
+    rng = np.random.default_rng(0)
+    n = 12  # frames: shots 0-5 and 6-11, the pair (5, 6) across the cut
+    motions = np.tile(np.eye(4), (n - 1, 1, 1))
+    directions = rng.normal(size=(n - 1, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    speeds = np.where(np.arange(n - 1) < 5, 1.0, 3.0) * rng.uniform(0.6, 1.4, n - 1)
+    motions[:, :3, 3] = directions * speeds[:, None]
+    motions[2] = np.eye(4)  # a pair without a guess
+    motions[5] = np.eye(4)  # across the cut
+    shots = Shots(n, (0, 6))
+    steadied = steadied_steps(motions, 3.0, shots)
+    lengths = np.linalg.norm(steadied[:, :3, 3], axis=1)
+    assert np.array_equal(steadied[[2, 5]], motions[[2, 5]])
+    assert np.allclose(steadied[:, :3, :3], motions[:, :3, :3])  # rotations untouched
+    moved = [0, 1, 3, 4, 6, 7, 8, 9, 10]
+    turned = np.einsum("ij,ij->i", steadied[moved, :3, 3] / lengths[moved, None], directions[moved])
+    assert np.allclose(turned, 1)  # directions untouched
+    first, second = lengths[[0, 1, 3, 4]], lengths[6:]
+    assert np.std(np.log(first)) < 0.5 * np.std(np.log(speeds[[0, 1, 3, 4]]))
+    assert np.std(np.log(second)) < 0.5 * np.std(np.log(speeds[6:]))
+    assert second.min() > 2 * first.max()  # the second shot's speed is not pulled down
+    assert steadied_steps(motions, 0.0, shots) is motions
 
 
 def test_fused_frame_before_the_cut_ignores_the_frames_after_it():

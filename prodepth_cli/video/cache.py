@@ -237,3 +237,10 @@ class FrameReader:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self[i] for i in range(len(self)))
+
+
+def read_by_frame(array: np.ndarray) -> np.ndarray | FrameReader:
+    """`array` read a frame at a time by plain reads (`FrameReader`) when it is memory-mapped,
+    else as it is: a pass, or a fit's random batches, over a mapped cache would otherwise
+    leave every page it touched counted in the process's resident memory."""
+    return FrameReader(array) if isinstance(array, np.memmap) else array

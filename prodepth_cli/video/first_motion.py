@@ -48,6 +48,26 @@ def first_motions(
     return motions
 
 
+def steadied_steps(motions: np.ndarray, sigma: float, shots: Shots | None = None) -> np.ndarray:
+    """`motions` `(N-1, 4, 4)` with each step's length smoothed over time within its shot (a
+    Gaussian of `sigma` steps over the log lengths; 0: as they are). A pair with no guess
+    (the identity) or across a cut keeps its own and counts for none."""
+    if sigma <= 0:
+        return motions
+    steadied = motions.copy()
+    lengths = np.linalg.norm(motions[:, :3, 3], axis=1)
+    for frames in (shots or Shots(len(motions) + 1)).ranges:
+        pairs = np.arange(frames.start, frames.stop - 1)
+        moving = pairs[lengths[pairs] > 0]
+        if len(moving) < 2:
+            continue
+        t = moving.astype(np.float64)
+        weights = np.exp(-0.5 * ((t[:, None] - t[None]) / sigma) ** 2)
+        smooth = np.exp(weights @ np.log(lengths[moving]) / weights.sum(1))
+        steadied[moving, :3, 3] *= (smooth / lengths[moving])[:, None]
+    return steadied
+
+
 def _tracks(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Corners of grey `a` and where they are in `b` (`(M, 2)` each), round-trip checked."""
     corners = cv2.goodFeaturesToTrack(a, _CORNERS, 0.01, 5)

@@ -13,7 +13,7 @@ from prodepth_cli.errors import OptionError
 from prodepth_cli.metrics import spearman
 from prodepth_cli.models.runtime import DepthModel, load_model
 from prodepth_cli.torch_device import choose_torch_device, onnx_device
-from prodepth_cli.video.cache import FrameReader
+from prodepth_cli.video.cache import FrameReader, read_by_frame
 from prodepth_cli.video.coarse_weights import default_coarse_onnx
 from prodepth_cli.video.consistency import frame_jitters, unit_levels
 from prodepth_cli.video.cuts import Shots
@@ -231,7 +231,8 @@ def video_depth(
     if options.preview:
         write_preview(Path(options.preview), disparity, clip.fps, original, shots, ranges)
         preview = str(options.preview)
-    records = shot_records(clip.rgb, disparity, shots, ranges, options.fmt == "png16", teacher)
+    rgb, maps = read_by_frame(clip.rgb), teacher if teacher is None else read_by_frame(teacher)
+    records = shot_records(rgb, disparity, shots, ranges, options.fmt == "png16", maps)
     return VideoReport(
         str(src),
         str(out),
