@@ -122,8 +122,8 @@ def clip_intrinsics(clip: Clip, options: VideoOptions) -> tuple[Intrinsics, str]
 
 # A fit whose maps rank the pixels this little like the model's own (median rank
 # correlation over a shot) is flagged: on KITTI the fit and the shipped model agree at
-# 0.76, on the DAVIS roller coaster (default intrinsics, a spinning camera) the fit went
-# its own way at 0.44 and its maps are wrong where the model's are right (docs/video.md).
+# 0.76; on the DAVIS roller coaster (default intrinsics, a spinning camera) a fit went its
+# own way at 0.44, its maps wrong where the model's are right (docs/video.md).
 AGREEMENT_NOTE = 0.5
 _AGREEMENT_FRAMES = 16  # frames of a shot compared with the model's maps, evenly spread
 
