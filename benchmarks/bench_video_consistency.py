@@ -78,6 +78,27 @@ def stereo_disparity(name: str) -> np.ndarray:
     return sgbm_disparity(left, right)
 
 
+def _on_stereo_scale(
+    maps: list[np.ndarray], stereo: list[np.ndarray], size: tuple[int, int], scale: float
+) -> tuple[list[np.ndarray], float, float]:
+    """`maps` shrunk to `size` (W, H) and the one affine `(a, b)` for the clip that takes
+    them to SGBM disparity in pixels at that size (`scale`: its width over the frames'),
+    least squares over SGBM's valid pixels: the maps as metric as stereo makes them."""
+    small = [cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA) for m in maps]
+    disp = [cv2.resize(s, size, interpolation=cv2.INTER_NEAREST) * scale for s in stereo]
+    valid = [d > 0 for d in disp]
+    x = np.concatenate([m[v] for m, v in zip(small, valid, strict=True)])
+    y = np.concatenate([d[v] for d, v in zip(disp, valid, strict=True)])
+    a, b = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
+    return small, a, b
+
+
+def _pixel_rays(k: np.ndarray, w: int, h: int) -> np.ndarray:
+    """`(3, h * w)` the ray of every pixel of a `w` x `h` image with intrinsics `k`."""
+    us, vs = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.linalg.inv(k) @ np.stack([us.ravel(), vs.ravel(), np.ones(us.size)])
+
+
 def temporal_alignment_error(
     maps: list[np.ndarray],
     stereo: list[np.ndarray],
@@ -89,20 +110,14 @@ def temporal_alignment_error(
     h0, w0 = stereo[0].shape
     scale = TAE_WIDTH / w0
     size = (TAE_WIDTH, round(h0 * scale))
-    small = [cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA) for m in maps]
-    disp = [cv2.resize(s, size, interpolation=cv2.INTER_NEAREST) * scale for s in stereo]
-    valid = [d > 0 for d in disp]
-    x = np.concatenate([m[v] for m, v in zip(small, valid, strict=True)])
-    y = np.concatenate([d[v] for d, v in zip(disp, valid, strict=True)])
-    a, b = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
+    small, a, b = _on_stereo_scale(maps, stereo, size, scale)
     ks = k.copy()
     ks[:2] *= scale
     fx = ks[0, 0]
     lo, hi = DEPTH_RANGE_M
     depths = [fx * baseline / np.maximum(a * m + b, fx * baseline / hi) for m in small]
     h, w = depths[0].shape
-    us, vs = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    rays = np.linalg.inv(ks) @ np.stack([us.ravel(), vs.ravel(), np.ones(us.size)])
+    rays = _pixel_rays(ks, w, h)
     errors = []
     for t in range(len(depths) - 1):
         for src, dst in ((t, t + 1), (t + 1, t)):
@@ -143,18 +158,12 @@ def motion_jitter(
     h0, w0 = frames[0].shape[:2]
     size = flow_size(w0, h0)
     w, h = size
-    small = [cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA) for m in maps]
-    disp = [cv2.resize(s, size, interpolation=cv2.INTER_NEAREST) * w / w0 for s in stereo]
-    valid = [d > 0 for d in disp]
-    x = np.concatenate([m[v] for m, v in zip(small, valid, strict=True)])
-    y = np.concatenate([d[v] for d, v in zip(disp, valid, strict=True)])
-    a, b = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
+    small, a, b = _on_stereo_scale(maps, stereo, size, w / w0)
     ks = k.copy()
     ks[0] *= w / w0
     ks[1] *= h / h0
     fb = ks[0, 0] * baseline  # disparity (px) x depth (m)
-    us, vs = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    rays = np.linalg.inv(ks) @ np.stack([us.ravel(), vs.ravel(), np.ones(us.size)])
+    rays = _pixel_rays(ks, w, h)
     greys = [grey(cv2.resize(f, size, interpolation=cv2.INTER_AREA)) for f in frames]
     flows = FlowEstimator()
     pairs = [flows.pair(p, q) for p, q in zip(greys, greys[1:], strict=False)]
