@@ -4,6 +4,7 @@ shot's maps in `shots.json`, poses restarting at each shot, and a resume keeping
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -185,6 +186,27 @@ def test_step_lengths_are_steadied_within_each_shot_and_nothing_else_moves():
     assert np.std(np.log(second)) < 0.5 * np.std(np.log(speeds[6:]))
     assert second.min() > 2 * first.max()  # the second shot's speed is not pulled down
     assert steadied_steps(motions, 0.0, shots) is motions
+
+
+def test_the_fit_refines_its_motions_within_each_shot_and_fuses_along_them(tmp_path, monkeypatch):
+    calls = []
+    refine = fit_module.refined_motions
+
+    def spy(motions, *args):
+        calls.append((motions.copy(), *args))
+        return refine(motions, *args)
+
+    monkeypatch.setattr(fit_module, "refined_motions", spy)
+    clip = read_clip(_glued(tmp_path / "clip", 5, 5))
+    fit = _fit(clip, tmp_path / "a", TINY_FIT)
+    ((before, depth, rgb, k, shots, masks, steps, *_),) = calls
+    assert shots == fit.shots and steps == TINY_FIT.refine_steps > 0
+    assert len(depth) == len(rgb) == len(clip) and masks is not None
+    assert not np.allclose(fit.steps, before), "the poses written are the refined ones"
+    assert np.array_equal(fit.steps[4], np.eye(4)), "no motion across the cut"
+    plain = _fit(clip, tmp_path / "b", dataclasses.replace(TINY_FIT, refine_steps=0))
+    assert len(calls) == 1
+    assert np.allclose(plain.steps, before), "refine_steps=0: the pose net's motions"
 
 
 def test_fused_frame_before_the_cut_ignores_the_frames_after_it():

@@ -40,6 +40,13 @@ def pose_matrix(axis_angle: torch.Tensor, translation: torch.Tensor, invert: boo
     return torch.cat([top, bottom], 1)
 
 
+def invert_rigid(t: torch.Tensor) -> torch.Tensor:
+    """`(B, 4, 4)` rigid transforms -> their inverses `[R^T | -R^T t]`."""
+    r = t[:, :3, :3].transpose(1, 2)
+    top = torch.cat([r, -r @ t[:, :3, 3:]], 2)
+    return torch.cat([top, t[:, 3:]], 1)
+
+
 def project(depth: torch.Tensor, k: torch.Tensor, t_target_to_source: torch.Tensor):
     """Where each target pixel lands in the source view, and the depth it has there.
 
