@@ -167,10 +167,16 @@ def plan_jobs(
     return jobs, missing
 
 
-def depth_maps_for(jobs: list[Job], depth: Path | None) -> dict[str, Path | None]:
+def depth_maps_for(
+    jobs: list[Job], depth: Path | None, metres: bool = False
+) -> dict[str, Path | None]:
     """Each input's depth map for `--depth`: the file for a single input, or `<stem>_depth.*`
-    (or `<stem>.*`) in a folder (None where it holds none); {} without `depth`."""
+    (or `<stem>.*`) in a folder (None where it holds none); {} without `depth`. With
+    `metres` (`--depth-metres`), a folder's float map comes before a PNG of the same stem,
+    which holds no metres; OptionError without `depth`, a map for it to describe."""
     if depth is None:
+        if metres:
+            raise OptionError("--depth-metres says what the --depth map holds: pass --depth MAP")
         return {}
     if not depth.is_dir():
         if len(jobs) > 1:
@@ -179,12 +185,11 @@ def depth_maps_for(jobs: list[Job], depth: Path | None) -> dict[str, Path | None
                 "<stem>_depth.* maps"
             )
         return {job.input: depth for job in jobs}
+    suffixes = sorted(DEPTH_SUFFIXES, key=lambda ext: ext == ".png") if metres else DEPTH_SUFFIXES
     maps: dict[str, Path | None] = {}
     for job in jobs:
         stem = "stdin" if job.input == STDIO else Path(job.input).stem
-        candidates = [
-            depth / f"{stem}{tag}{ext}" for tag in ("_depth", "") for ext in DEPTH_SUFFIXES
-        ]
+        candidates = [depth / f"{stem}{tag}{ext}" for tag in ("_depth", "") for ext in suffixes]
         maps[job.input] = next((p for p in candidates if p.is_file()), None)
     return maps
 

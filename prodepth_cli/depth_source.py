@@ -121,12 +121,15 @@ def photo_depth(
     depth_path: str | Path | None,
     source: DepthSource | None,
     pixels: Callable[[], np.ndarray],
+    *,
+    depth_metres: bool = False,
 ) -> PhotoDepth:
     """The depth of the photograph `src` (or its encoded `data`) at `hw` (H, W): the map at
-    `depth_path`, else the one it carries (GDepth), else `source` run on `pixels()` (its
-    `(H, W, 3)` pixels, asked for only then). OptionError when there is none."""
+    `depth_path` (depth in metres with `depth_metres`, read as 1/metres), else the one it
+    carries (GDepth), else `source` run on `pixels()` (its `(H, W, 3)` pixels, asked for
+    only then). OptionError when there is none."""
     if depth_path is not None:
-        fitted = read_depth_map(depth_path, hw)
+        fitted = read_depth_map(depth_path, hw, metres=depth_metres)
         resized_from = fitted.source_hw if fitted.resized else None
         return PhotoDepth(fitted.disparity, str(depth_path), resized_from)
     embedded = read_embedded_depth_map(src, data, hw)

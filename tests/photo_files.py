@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import pyvips
 import tifffile
 from PIL import Image
@@ -125,3 +126,32 @@ def write_scene(path: Path, h: int = 120, w: int = 160, seed: int = 0) -> Path:
 def near_left_ramp(h: int, w: int) -> np.ndarray:
     """`(h, w)` float32 disparity: near (1) on the left, far (0) on the right."""
     return np.tile(np.linspace(1.0, 0.0, w, dtype=np.float32), (h, 1))
+
+
+# `--depth-metres` misused, as each command that takes it is tried: (its arguments, MAP the
+# PNG map's path; what the one line of error says)
+depth_metres_misuse = pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--depth", "MAP", "--depth-metres"], ("d.png", "not metres")),
+        (["--depth-metres"], ("--depth-metres", "pass --depth MAP")),
+    ],
+    ids=["png-map", "no-map"],
+)
+
+
+def near_square_metres(h: int, w: int) -> np.ndarray:
+    """`(h, w)` float32 depth in metres (larger = farther), as a metric model's .tif, .pfm
+    and .npy hold it: a near square (1.2 m) in front of a far wall (3.5 m), and pixels with
+    no depth (0, negative, NaN)."""
+    metres = np.full((h, w), 3.5, np.float32)
+    metres[h // 4 : h // 2, w // 4 : w // 2] = 1.2
+    metres[0, 0], metres[h // 3, 2], metres[h - 1, w // 2] = 0.0, -1.0, np.nan
+    return metres
+
+
+def metres_to_disparity(metres: np.ndarray) -> np.ndarray:
+    """The disparity map of the same scene: 1/metres (larger = nearer), float32, NaN
+    (invalid, filled by the readers) where `metres` holds no depth."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(metres > 0, np.float32(1.0) / metres, np.nan).astype(np.float32)

@@ -19,7 +19,15 @@ from prodepth_cli.commands.bokeh import bokeh
 from prodepth_cli.io.depth_map import fill_invalid, read_depth_map
 from prodepth_cli.io.pfm import write_pfm
 from tests.conftest import scene_image
-from tests.photo_files import near_left_ramp, write_depth_folder, write_png16, write_scene
+from tests.photo_files import (
+    depth_metres_misuse,
+    metres_to_disparity,
+    near_left_ramp,
+    near_square_metres,
+    write_depth_folder,
+    write_png16,
+    write_scene,
+)
 
 runner = CliRunner()
 
@@ -134,6 +142,52 @@ def test_depth_map_of_the_wrong_type_gets_one_line(tmp_path, make, needle):
     given = next((p for p in tmp_path.glob("depth.*")), tmp_path / "depth.png")
     result = _bokeh(str(src), "--depth", str(given))
     _assert_one_line_error(result, needle)
+    assert not (tmp_path / "p_bokeh.png").exists()
+
+
+def test_a_metric_map_with_depth_metres_renders_as_its_disparity(tmp_path):
+    """A metric model's map (metres, larger = farther; no depth: 0, negative, NaN) with
+    --depth-metres is read as 1/metres: the render of that disparity map, to the bit (the same
+    float32 values, filled alike). Without the flag its wall would be the near side."""
+    src = _image(tmp_path / "p.png")
+    metres = near_square_metres(90, 120)
+    tifffile.imwrite(tmp_path / "m.tif", metres)
+    np.save(tmp_path / "d.npy", metres_to_disparity(metres))
+    runs = {
+        "metres": ["--depth", str(tmp_path / "m.tif"), "--depth-metres"],
+        "disparity": ["--depth", str(tmp_path / "d.npy")],
+        "unflagged": ["--depth", str(tmp_path / "m.tif")],
+    }
+    renders, focus = {}, {}
+    for name, args in runs.items():
+        out = tmp_path / f"{name}.png"
+        result = _bokeh(str(src), *args, "-o", str(out), "--json")
+        assert result.exit_code == 0, result.stderr
+        renders[name], focus[name] = cv2.imread(str(out)), json.loads(result.stdout)["focus"]
+    np.testing.assert_array_equal(renders["metres"], renders["disparity"])
+    assert focus["metres"] == focus["disparity"]
+    assert not np.array_equal(renders["metres"], renders["unflagged"])
+
+
+def test_depth_metres_takes_a_folders_metric_map_over_its_png(tmp_path):
+    """`prodepth depth` run twice into one folder leaves `p_depth.png` and `p_depth.tif`:
+    with --depth-metres the .tif is the map (a PNG holds no metres)."""
+    src = _image(tmp_path / "in" / "p.png")
+    maps = write_depth_folder(tmp_path / "maps", ("p",), _disparity())
+    tifffile.imwrite(maps / "p_depth.tif", near_square_metres(90, 120))
+    args = ["--depth", str(maps), "--depth-metres", "-o", str(tmp_path / "out.png"), "--json"]
+    result = _bokeh(str(src), *args)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["depth"] == str(maps / "p_depth.tif")
+
+
+@depth_metres_misuse
+def test_depth_metres_with_a_png_or_without_a_map_gets_one_line(tmp_path, args, needles):
+    src = _image(tmp_path / "p.png")
+    depth = write_png16(tmp_path / "d.png", _disparity())
+    result = _bokeh(str(src), *[a.replace("MAP", str(depth)) for a in args])
+    assert result.exit_code == 1
+    _assert_one_line_error(result, *needles)
     assert not (tmp_path / "p_bokeh.png").exists()
 
 

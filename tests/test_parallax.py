@@ -30,6 +30,7 @@ from prodepth_cli.parallax.raymarch import Ray, View, render_frame
 from prodepth_cli.parallax.render import ParallaxOptions, make_clip, parallax_array
 from prodepth_cli.parallax.samplers import frame_device, make_sampler
 from tests.conftest import MOTORCYCLE, SHARED_DATA, require, scene_image
+from tests.photo_files import depth_metres_misuse, metres_to_disparity, near_square_metres
 
 runner = CliRunner()
 H, W = 96, 128
@@ -382,6 +383,48 @@ def test_a_folder_gives_one_video_per_photograph_and_resumes(tmp_path):
     assert all(Path(r["output"]).is_file() for r in records)
     again = _records(_run(*args))
     assert [r["status"] for r in again] == ["skipped", "skipped"]
+
+
+def _gif_frames(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB")))
+    return np.stack(frames)
+
+
+def test_a_metric_map_with_depth_metres_gives_the_video_of_its_disparity(tmp_path):
+    """A metric model's map (metres, larger = farther; no depth: 0, negative, NaN) with
+    --depth-metres is read as 1/metres: the frames of that disparity map, to the bit."""
+    src, _ = _photo(tmp_path)
+    metres = near_square_metres(H, W)
+    np.save(tmp_path / "m.npy", metres)
+    np.save(tmp_path / "d.npy", metres_to_disparity(metres))
+    videos = []
+    for name, args in (
+        ("a.gif", ["--depth", str(tmp_path / "m.npy"), "--depth-metres"]),
+        ("b.gif", ["--depth", str(tmp_path / "d.npy")]),
+    ):
+        out = tmp_path / name
+        result = _run(str(src), *args, "-o", str(out), "--seconds", "0.2", "--device", "cpu",
+                      "-q")  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        videos.append(_gif_frames(out))
+    assert len(videos[0]) == 4, "0.2 s at 20 fps"
+    np.testing.assert_array_equal(videos[0], videos[1])
+
+
+@depth_metres_misuse
+def test_depth_metres_with_a_png_or_without_a_map_gets_one_line(tmp_path, args, needles):
+    src, _ = _photo(tmp_path)
+    depth = tmp_path / "d.png"
+    cv2.imwrite(str(depth), np.full((H, W), 30000, np.uint16))
+    result = _run(str(src), *[a.replace("MAP", str(depth)) for a in args], "--seconds", "0.2")
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and all(n in lines[0] for n in needles), lines
+    assert not (tmp_path / "photo_parallax.mp4").exists()
 
 
 def test_bad_inputs_get_one_line_and_leave_nothing(tmp_path):

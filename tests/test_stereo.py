@@ -42,7 +42,10 @@ from tests.conftest import MOTORCYCLE, SHARED_DATA, require, scene_image
 from tests.fake_disk import FakeDisk
 from tests.photo_files import (
     TAGS,
+    depth_metres_misuse,
+    metres_to_disparity,
     near_left_ramp,
+    near_square_metres,
     write_depth_folder,
     write_jpeg,
     write_png16,
@@ -318,6 +321,53 @@ def test_npy_and_png_maps_give_the_same_pair_and_outputs_keep_exif_and_profile(t
     image = pyvips.Image.new_from_file(str(tmp_path / "c.jpg"))
     assert "icc-profile-data" in image.get_fields()
     assert TAGS["Model"].encode() in bytes(image.get("exif-data"))
+
+
+def test_a_metric_map_with_depth_metres_gives_the_pair_of_its_disparity(tmp_path):
+    """A metric model's map (metres, larger = farther; no depth: 0, negative, NaN) with
+    --depth-metres is read as 1/metres: the pair of that disparity map, to the bit."""
+    src = _photo(tmp_path / "photo.png")
+    metres = near_square_metres(48, 64)
+    write_pfm(tmp_path / "m.pfm", metres)
+    np.save(tmp_path / "d.npy", metres_to_disparity(metres))
+    outs = []
+    for name, args in (
+        ("a.png", ["--depth", str(tmp_path / "m.pfm"), "--depth-metres"]),
+        ("b.png", ["--depth", str(tmp_path / "d.npy")]),
+    ):
+        result = _run(str(src), *args, "-o", str(tmp_path / name), "-q")
+        assert result.exit_code == 0, result.stderr
+        outs.append(cv2.imread(str(tmp_path / name)))
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_a_metric_map_read_in_bands_gives_the_pair_of_its_disparity(tmp_path):
+    """Metres turn into disparity as the map is read, a band of rows at a time: 4-row bands
+    of the metric map give the pair of the disparity map read whole (its invalid pixels
+    filled with the whole map's farthest value in every band)."""
+    src = _photo(tmp_path / "photo.png", 41, 60)
+    metres = near_square_metres(41, 60)
+    np.save(tmp_path / "m.npy", metres)
+    np.save(tmp_path / "d.npy", metres_to_disparity(metres))
+    options = StereoOptions(layout="half-tb", divergence=6.0)
+    stereo_file(
+        src, tmp_path / "a.png", options, tmp_path / "m.npy", band_rows=4, depth_metres=True
+    )
+    stereo_file(src, tmp_path / "b.png", options, tmp_path / "d.npy", band_rows=1000)
+    np.testing.assert_array_equal(
+        cv2.imread(str(tmp_path / "a.png")), cv2.imread(str(tmp_path / "b.png"))
+    )
+
+
+@depth_metres_misuse
+def test_depth_metres_with_a_png_or_without_a_map_gets_one_line(tmp_path, args, needles):
+    src = _photo(tmp_path / "photo.png")
+    depth = write_png16(tmp_path / "d.png", _disparity())
+    result = _run(str(src), *[a.replace("MAP", str(depth)) for a in args])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and all(n in lines[0] for n in needles), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "photo.png"]
 
 
 def test_a_photograph_turned_by_its_exif_is_paired_upright(tmp_path):

@@ -128,16 +128,21 @@ def bokeh_file(
     depth_source: DepthSource | None = None,
     renderer: Renderer = classic_renderer,
     data: bytes | None = None,
+    *,
+    depth_metres: bool = False,
 ) -> BokehReport:
     """Render the image file `src` (or encoded `data` named `src`) to `dst` ("-" = PNG on
-    stdout), with the depth map at `depth_path` or, without one, the map the photograph
-    carries (GDepth; `depth` "embedded"), else from `depth_source`.
+    stdout), with the depth map at `depth_path` (depth in metres with `depth_metres`) or,
+    without one, the map the photograph carries (GDepth; `depth` "embedded"), else from
+    `depth_source`.
 
     Nothing appears at `dst` until it is complete (temporary name, then rename).
     """
     t0 = time.perf_counter()
     photo = read_photo(src, data)
-    depth = photo_depth(src, data, photo.hw, depth_path, depth_source, photo.as_uint8)
+    depth = photo_depth(
+        src, data, photo.hw, depth_path, depth_source, photo.as_uint8, depth_metres=depth_metres
+    )
     result = bokeh_array(photo.rgb, depth.disparity, options, renderer)
     write_photo(photo.with_pixels(result.rgb), dst)
     return BokehReport(

@@ -22,6 +22,7 @@ from prodepth_cli.bokeh.lens import DEFAULT_F_NUMBER
 from prodepth_cli.cluster import LOCAL, WORKER_THREADS, ray_map
 from prodepth_cli.commands.common import (
     DepthMapOption,
+    DepthMetresOption,
     DeviceOption,
     GpusPerWorkerOption,
     InputsArgument,
@@ -63,6 +64,7 @@ def bokeh(
     inputs: InputsArgument,
     output: OutputOption = None,
     depth: DepthMapOption = None,
+    depth_metres: DepthMetresOption = False,
     focus: Annotated[
         str | None,
         typer.Option(
@@ -73,7 +75,11 @@ def bokeh(
     ] = None,
     focus_depth: Annotated[
         float | None,
-        typer.Option(help="Focus at this value, in the depth map's units.", show_default=False),
+        typer.Option(
+            help="Focus at this value, in the depth map's units (with --depth-metres: "
+            "1/metres, the disparity it is read as).",
+            show_default=False,
+        ),
     ] = None,
     f_number: Annotated[
         float,
@@ -132,7 +138,7 @@ def bokeh(
     for job in jobs:  # an output we cannot write is refused before any work
         if job.output != STDIO:
             check_output_suffix(job.output)
-    depth_maps = depth_maps_for(jobs, depth)
+    depth_maps = depth_maps_for(jobs, depth, depth_metres)
     renderer = _renderer(engine, model)
     if getattr(renderer, "note", ""):  # the tflite engine on its ONNX export (no LiteRT here)
         note(f"note: {renderer.note}", quiet or json_out)
@@ -146,13 +152,24 @@ def bokeh(
     mapper = None
     if ray:
         runner = functools.partial(
-            _runner, engine, model, depth_model, device, kind, depth is None, options, depth_maps
+            _runner,
+            engine,
+            model,
+            depth_model,
+            device,
+            kind,
+            depth is None,
+            options,
+            depth_maps,
+            depth_metres,
         )
         mapper = ray_map(jobs, runner, ray_address, workers, gpus_per_worker)
     run_batch(
         jobs,
         missing,
-        lambda job, _: _run_job(job, options, depth_maps.get(job.input), depth_source, renderer),
+        lambda job, _: _run_job(
+            job, options, depth_maps.get(job.input), depth_metres, depth_source, renderer
+        ),
         _summary,
         {
             "engine": engine,
@@ -175,6 +192,7 @@ def _runner(
     model_depth: bool,
     options: BokehOptions,
     depth_maps: dict[str, Path | None],
+    depth_metres: bool,
 ) -> Callable[[Job], Outcome]:
     """The job runner a cluster worker builds once: its renderer and depth model."""
     renderer = _renderer(engine, model)
@@ -182,7 +200,9 @@ def _runner(
     if model_depth:
         loaded = load_model(depth_model, device, threads=WORKER_THREADS, **spec_overrides(kind))
         source = ModelDepth(loaded)
-    return lambda job: _run_job(job, options, depth_maps.get(job.input), source, renderer)
+    return lambda job: _run_job(
+        job, options, depth_maps.get(job.input), depth_metres, source, renderer
+    )
 
 
 def _renderer(engine: str, model: Path | None) -> Renderer:
@@ -199,6 +219,7 @@ def _run_job(
     job: Job,
     options: BokehOptions,
     depth_map: Path | None,
+    depth_metres: bool,
     depth_source,
     renderer: Renderer,
 ) -> Outcome:
@@ -206,7 +227,14 @@ def _run_job(
         job,
         depth_source is None and depth_map is None,
         lambda data: bokeh_file(
-            job.input, job.output, options, depth_map, depth_source, renderer, data
+            job.input,
+            job.output,
+            options,
+            depth_map,
+            depth_source,
+            renderer,
+            data,
+            depth_metres=depth_metres,
         ),
         lambda report: {
             "focus": round(report.focus, 6),

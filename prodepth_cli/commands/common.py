@@ -96,10 +96,19 @@ DepthMapOption = Annotated[
     typer.Option(
         "--depth",
         help="Depth map as `prodepth depth` writes it (16-bit PNG near = bright, TIFF, "
-        "PFM, NPY), or a folder of `<stem>_depth.*` maps for a batch. Default: the map a "
-        "JPEG carries (GDepth: `prodepth depth --embed`, Google camera portraits), else "
-        "run the depth model first.",
+        "PFM, NPY; relative disparity unless --depth-metres), or a folder of "
+        "`<stem>_depth.*` maps for a batch. Default: the map a JPEG carries (GDepth: "
+        "`prodepth depth --embed`, Google camera portraits), else run the depth model first.",
         show_default=False,
+    ),
+]
+# The file cannot say whether it holds disparity or a metric model's metres: the user does.
+DepthMetresOption = Annotated[
+    bool,
+    typer.Option(
+        "--depth-metres",
+        help="With --depth: the map holds depth in metres, larger = farther (a metric "
+        "model's .tif, .pfm or .npy), not disparity.",
     ),
 ]
 JsonOption = Annotated[

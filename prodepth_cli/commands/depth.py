@@ -14,6 +14,7 @@ from rich.progress import Progress
 from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs, read_stdin
 from prodepth_cli.cluster import LOCAL, WORKER_THREADS, ray_map
 from prodepth_cli.commands.common import (
+    DepthMetresOption,
     DeviceOption,
     GpusPerWorkerOption,
     InputsArgument,
@@ -167,14 +168,7 @@ def depth(
             show_default=False,
         ),
     ] = None,
-    depth_metres: Annotated[
-        bool,
-        typer.Option(
-            "--depth-metres",
-            help="With --depth: the map holds depth in metres, larger = farther (a metric "
-            "model's .tif, .pfm or .npy), not disparity.",
-        ),
-    ] = False,
+    depth_metres: DepthMetresOption = False,
     recursive: RecursiveOption = False,
     prefer: PreferOption = "raw",
     overwrite: OverwriteOption = False,
@@ -210,9 +204,9 @@ def depth(
     fmt = fmt or "png16"
     if fmt in SCENE_FORMATS and colormap:
         fail(f"--colormap previews depth maps; {fmt} is a 3-D scene")
-    if depth_map is not None or depth_metres:
-        _check_map_run(fmt, depth_map, ray)
-        maps = depth_maps_for(jobs, depth_map)
+    maps = depth_maps_for(jobs, depth_map, depth_metres)
+    if depth_map is not None:
+        _check_map_run(fmt, ray)
         run_batch(
             jobs,
             missing,
@@ -373,10 +367,8 @@ def _run_scene_job(
     return _scene_outcome(job, report, model.provider, quiet)
 
 
-def _check_map_run(fmt: str, depth_map: Path | None, ray: bool) -> None:
+def _check_map_run(fmt: str, ray: bool) -> None:
     """One line, before any work, for --depth where it cannot apply."""
-    if depth_map is None:
-        fail("--depth-metres says what the --depth map holds: pass --depth MAP")
     if fmt not in SCENE_FORMATS:
         fail(
             f"--depth makes a point cloud or mesh from a map (-o x.ply, x.glb, or --format "

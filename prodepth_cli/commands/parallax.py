@@ -11,6 +11,7 @@ from rich.progress import Progress
 from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs
 from prodepth_cli.commands.common import (
     DepthMapOption,
+    DepthMetresOption,
     InputsArgument,
     JsonOption,
     OverwriteOption,
@@ -78,6 +79,7 @@ def parallax(
     inputs: InputsArgument,
     output: OutputOption = None,
     depth: DepthMapOption = None,
+    depth_metres: DepthMetresOption = False,
     path: Annotated[
         str,
         typer.Option(
@@ -173,7 +175,7 @@ def parallax(
     jobs, missing = plan_jobs(inputs, output, recursive, suffix, "_parallax", prefer.lower())
     for job in jobs:  # an output we cannot write is refused before any work
         video_suffix(job.output)
-    depth_maps = depth_maps_for(jobs, depth)
+    depth_maps = depth_maps_for(jobs, depth, depth_metres)
     model_depth = None
     if depth is None:
         loaded = load_model_from_options(
@@ -192,7 +194,9 @@ def parallax(
     run_batch(
         jobs,
         missing,
-        lambda job, bar: _run_job(job, bar, options, depth_maps.get(job.input), depth, model_depth),
+        lambda job, bar: _run_job(
+            job, bar, options, depth_maps.get(job.input), depth, depth_metres, model_depth
+        ),
         _summary,
         {"path": options.path, "amount": options.amount, "convergence": options.convergence},
         overwrite,
@@ -207,6 +211,7 @@ def _run_job(
     options: ParallaxOptions,
     depth_map: Path | None,
     depth_given: Path | None,
+    depth_metres: bool,
     model_depth: ModelDepth | None,
 ) -> Outcome:
     task = None
@@ -226,6 +231,7 @@ def _run_job(
                 data,
                 started,
                 lambda: bar.advance(task),
+                depth_metres=depth_metres,
             )
         finally:
             if task is not None:

@@ -10,6 +10,7 @@ import typer
 from prodepth_cli.batch import STDIO, Job, Outcome, depth_maps_for, plan_jobs
 from prodepth_cli.commands.common import (
     DepthMapOption,
+    DepthMetresOption,
     DeviceOption,
     InputsArgument,
     JsonOption,
@@ -95,6 +96,7 @@ def stereo(
         ),
     ] = None,
     depth: DepthMapOption = None,
+    depth_metres: DepthMetresOption = False,
     layout: Annotated[
         str,
         typer.Option(
@@ -157,7 +159,7 @@ def stereo(
     )
     for job in jobs:  # an output we cannot write is refused before any work
         _check_output(job.output, suffix, options)
-    depth_maps = depth_maps_for(jobs, depth)
+    depth_maps = depth_maps_for(jobs, depth, depth_metres)
     model_depth = None
     if depth is None:
         loaded = load_model_from_options(
@@ -168,7 +170,9 @@ def stereo(
     run_batch(
         jobs,
         missing,
-        lambda job, _: _run_job(job, options, depth_maps.get(job.input), depth, model_depth),
+        lambda job, _: _run_job(
+            job, options, depth_maps.get(job.input), depth, depth_metres, model_depth
+        ),
         _summary,
         {
             "layout": "spatial" if spatial else options.layout,
@@ -213,12 +217,21 @@ def _run_job(
     options: StereoOptions,
     depth_map: Path | None,
     depth_given: Path | None,
+    depth_metres: bool,
     model_depth: ModelDepth | None,
 ) -> Outcome:
     return run_render_job(
         job,
         depth_given is not None and depth_map is None,
-        lambda data: stereo_file(job.input, job.output, options, depth_map, model_depth, data),
+        lambda data: stereo_file(
+            job.input,
+            job.output,
+            options,
+            depth_map,
+            model_depth,
+            data,
+            depth_metres=depth_metres,
+        ),
         _fields,
     )
 

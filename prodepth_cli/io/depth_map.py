@@ -2,11 +2,13 @@
 or a band of rows at a time, going down the image (stereo), in memory flat in its size.
 
 Accepted: 16-bit (or 8-bit) grey PNG (near = bright), float TIFF, PFM, NPY — all relative
-inverse depth, larger = nearer, in the map's own units. Non-finite values (`inf` in
-Middlebury's ground truth) are invalid and filled; a map of another size is resized. A JPEG
-may carry its own map (GDepth, as `prodepth depth --embed` and Google's cameras write it).
-PNG and TIFF maps are decoded a strip at a time (libvips), PFM and NPY memory-mapped; an
-embedded map is decoded whole (it is a small PNG inside the JPEG's XMP).
+inverse depth, larger = nearer, in the map's own units; or, said by the caller (`metres`,
+`--depth-metres`), a metric model's TIFF, PFM or NPY of depth in metres, read as 1/metres.
+Non-finite values (`inf` in Middlebury's ground truth) are invalid and filled; a map of
+another size is resized. A JPEG may carry its own map (GDepth, as `prodepth depth --embed`
+and Google's cameras write it). PNG and TIFF maps are decoded a strip at a time (libvips),
+PFM and NPY memory-mapped; an embedded map is decoded whole (it is a small PNG inside the
+JPEG's XMP).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 import pyvips
 
-from prodepth_cli.errors import InputError
+from prodepth_cli.errors import InputError, OptionError
 from prodepth_cli.io.gdepth import EmbeddedDepthError, read_embedded_depth
 from prodepth_cli.io.jpeg_xmp import JPEG_START
 from prodepth_cli.io.pfm import pfm_header
@@ -61,13 +63,16 @@ class MapRows(Protocol):
     def close(self) -> None: ...
 
 
-def read_depth_map(path: str | Path, hw: tuple[int, int] | None = None) -> DepthMap:
-    """Read the depth map at `path`; with `hw` (H, W), resize it to that size (bilinear).
+def read_depth_map(
+    path: str | Path, hw: tuple[int, int] | None = None, *, metres: bool = False
+) -> DepthMap:
+    """Read the depth map at `path`; with `hw` (H, W), resize it to that size (bilinear);
+    with `metres`, it holds depth in metres, read as disparity (see `open_map_file`).
 
     Raises InputError (one line) for a missing file, an unknown type, a colour image, or a
     map without any valid value.
     """
-    reader = open_map_file(path)
+    reader = open_map_file(path, metres=metres)
     try:
         disparity = reader.rows(0, reader.height).astype(np.float32)
     finally:
@@ -84,13 +89,30 @@ def read_depth_map(path: str | Path, hw: tuple[int, int] | None = None) -> Depth
     return DepthMap(disparity, source_hw, filled)
 
 
-def open_map_file(path: str | Path) -> MapRows:
+def open_map_file(path: str | Path, *, metres: bool = False) -> MapRows:
     """The depth map file at `path`, opened to read its rows going down (see `MapRows`).
+    With `metres`, the file holds depth in metres, larger = farther (the file cannot say
+    so): its rows come as disparity, 1/metres (`_MetresAsDisparity`), so that every reader
+    of maps, whole or in bands, takes them as it takes any other.
 
     Raises InputError (one line) for a missing file, an unknown type, a colour image or
-    values that are not numbers.
+    values that are not numbers; OptionError for a PNG with `metres`.
     """
     path = Path(path)
+    rows = _open_stored(path)
+    if not metres:
+        return rows
+    if path.suffix.lower() == ".png":
+        rows.close()
+        raise OptionError(
+            f"--depth {path}: a 16-bit PNG map is normalised (near = bright), not "
+            "metres; a metric model's metres are in its .tif, .pfm or .npy"
+        )
+    return _MetresAsDisparity(rows)
+
+
+def _open_stored(path: Path) -> MapRows:
+    """The map file at `path` as stored (see `open_map_file`)."""
     if not path.is_file():
         raise InputError(f"{path}: no such depth map")
     suffix = path.suffix.lower()
@@ -244,6 +266,24 @@ def _between(n: int, stored: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     at = np.clip((np.arange(n) + 0.5) * (stored / n) - 0.5, 0, stored - 1)
     i0 = np.floor(at).astype(np.int64)
     return i0, np.minimum(i0 + 1, stored - 1), (at - i0).astype(np.float32)
+
+
+class _MetresAsDisparity:
+    """A map of metres (larger = farther) as `MapRows` of 1/metres, NaN (invalid: filled as
+    any invalid value) where it holds no depth (0, negative, not finite)."""
+
+    def __init__(self, rows: MapRows):
+        self._rows = rows
+        self.height, self.width = rows.height, rows.width
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        metres = np.asarray(self._rows.rows(y0, y1), np.float32)
+        out = np.full(metres.shape, np.nan, np.float32)
+        np.divide(1.0, metres, out=out, where=np.isfinite(metres) & (metres > 0))
+        return out
+
+    def close(self) -> None:
+        self._rows.close()
 
 
 class ArrayRows:

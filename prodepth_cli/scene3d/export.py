@@ -22,7 +22,7 @@ import numpy as np
 
 from prodepth_cli.depth_source import ModelDepth
 from prodepth_cli.errors import InputError, OptionError, OutputError
-from prodepth_cli.io.depth_map import DepthRows, MapRows, open_map_file
+from prodepth_cli.io.depth_map import DepthRows, open_map_file
 from prodepth_cli.io.read import ImageSource, open_image, to_unit_rgb
 from prodepth_cli.io.write import atomic_output
 from prodepth_cli.scene3d.intrinsics import Intrinsics, camera_intrinsics
@@ -102,17 +102,11 @@ class DepthMapFile:
     """A depth map given for the photograph (`--depth`): `path`, any map `io.depth_map`
     reads (disparity, larger = nearer; a relative map unless `metres`), or with `metres`
     depth in metres, larger = farther, as a metric model's .tif, .pfm and .npy hold it (0 or
-    less: unknown, filled from the farther neighbour along the row)."""
+    less: unknown, filled from the farther neighbour along the row; a PNG is refused when
+    read: `io.depth_map.open_map_file`)."""
 
     path: Path
     metres: bool = False
-
-    def __post_init__(self) -> None:
-        if self.metres and Path(self.path).suffix.lower() == ".png":
-            raise OptionError(
-                f"--depth {self.path}: a 16-bit PNG map is normalised (near = bright), not "
-                "metres; a metric model's metres are in its .tif, .pfm or .npy"
-            )
 
 
 @dataclass
@@ -211,14 +205,9 @@ def _scene_depth(
     1/metres: the map given (resized to the photograph when stored at another size), else
     the model's."""
     if depth_map is not None:
-        path = depth_map.path
-
-        def opener() -> MapRows:
-            rows = open_map_file(path)
-            return _MetresAsDisparity(rows) if depth_map.metres else rows
-
-        with DepthRows(opener, hw, str(path)) as depth:
-            yield depth, depth_map.metres
+        path, metres = depth_map.path, depth_map.metres
+        with DepthRows(lambda: open_map_file(path, metres=metres), hw, str(path)) as depth:
+            yield depth, metres
         return
     if model is None:
         raise OptionError("no depth: pass --depth or a depth model")
@@ -229,24 +218,6 @@ def _scene_depth(
                 f"{depth.width}x{depth.height}"
             )
         yield depth, model.is_metric
-
-
-class _MetresAsDisparity:
-    """A map of metres (larger = farther) as `MapRows` of 1/metres, NaN (invalid: filled)
-    where it holds no depth (0, negative, not finite)."""
-
-    def __init__(self, rows: MapRows):
-        self._rows = rows
-        self.height, self.width = rows.height, rows.width
-
-    def rows(self, y0: int, y1: int) -> np.ndarray:
-        metres = np.asarray(self._rows.rows(y0, y1), np.float32)
-        out = np.full(metres.shape, np.nan, np.float32)
-        np.divide(1.0, metres, out=out, where=np.isfinite(metres) & (metres > 0))
-        return out
-
-    def close(self) -> None:
-        self._rows.close()
 
 
 def _stride(options: SceneOptions, fmt: str, width: int, height: int) -> int:

@@ -14,6 +14,7 @@ a spatial photo (.heic) is rendered side by side and its eyes encoded as two ima
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Iterator
@@ -163,10 +164,13 @@ def stereo_file(
     data: bytes | None = None,
     band_rows: int | None = None,
     max_eye_side: int = MAX_EYE_SIDE,
+    *,
+    depth_metres: bool = False,
 ) -> StereoReport:
     """Render the image file `src` (or encoded `data` named `src`) as a stereo image at `dst`
-    ("-" = PNG on stdout), with the depth map at `depth_path` or, without one, the map the
-    photograph carries (GDepth; `depth` "embedded"), else the depth pipeline's (`model_depth`).
+    ("-" = PNG on stdout), with the depth map at `depth_path` (depth in metres with
+    `depth_metres`) or, without one, the map the photograph carries (GDepth; `depth`
+    "embedded"), else the depth pipeline's (`model_depth`).
 
     Nothing appears at `dst` until it is complete (temporary name, then rename). The output
     keeps the photograph's bit depth where its format allows, and its ICC, EXIF and XMP.
@@ -181,7 +185,9 @@ def stereo_file(
     camera = None
     render_options = options
     with contextlib.ExitStack() as stack:
-        depth = stack.enter_context(_open_depth(src, data, hw, depth_path, model_depth))
+        depth = stack.enter_context(
+            _open_depth(src, data, hw, depth_path, depth_metres, model_depth)
+        )
         if is_spatial_output(dst):
             render_options = parallel_options(options)
             camera = spatial_camera(photo.width, photo.height, photo.meta.exif, options)
@@ -213,12 +219,14 @@ def _open_depth(
     data: bytes | None,
     hw: tuple[int, int],
     depth_path: str | Path | None,
+    depth_metres: bool,
     model_depth: ModelDepth | None,
 ) -> Iterator[DepthRows]:
-    """The photograph's depth as `DepthRows`: the map at `depth_path`, else the one it
-    carries, else the pipeline's."""
+    """The photograph's depth as `DepthRows`: the map at `depth_path` (of metres with
+    `depth_metres`), else the one it carries, else the pipeline's."""
     if depth_path is not None:
-        with DepthRows(lambda: open_map_file(depth_path), hw, str(depth_path)) as depth:
+        opener = functools.partial(open_map_file, depth_path, metres=depth_metres)
+        with DepthRows(opener, hw, str(depth_path)) as depth:
             yield depth
         return
     embedded = embedded_disparity(src, data)
