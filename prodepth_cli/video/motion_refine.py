@@ -100,12 +100,16 @@ def _refine_chunk(
     translation = torch.zeros(len(chunk), 3, device=device, requires_grad=True)
     optimizer = torch.optim.Adam([rotation, translation], lr=_LR)
     kk = k.expand(len(chunk), 3, 3)
+    # what the unwarped source explains (the auto-mask's reference) does not move: once
+    directions = [(t, u, identity_error(images[t], [images[u]])) for t, u in ((a, b), (b, a))]
     loss = torch.zeros(())
     for _ in range(steps):
         forward = pose_matrix(rotation, translation * length) @ start
         loss = sum(
-            _alignment_error(fixed, images, moving, kk, move, target, source)
-            for move, target, source in ((forward, a, b), (invert_rigid(forward), b, a))
+            _alignment_error(fixed, images, moving, kk, move, target, source, identity)
+            for move, (target, source, identity) in zip(
+                (forward, invert_rigid(forward)), directions, strict=True
+            )
         )
         optimizer.zero_grad()
         loss.backward()
@@ -123,17 +127,18 @@ def _alignment_error(
     move: torch.Tensor,
     target: torch.Tensor,
     source: torch.Tensor,
+    identity: torch.Tensor,
 ) -> torch.Tensor:
     """The fit's photometric error of the `source` frames seen from the `target` frames
     (rows of `images`/`depth`) through `move` (T_target_to_source), plus their depths'
-    consistency: what the fit minimised, the depth now fixed."""
+    consistency: what the fit minimised, the depth now fixed. identity: `identity_error`
+    of the targets and their sources unwarped."""
     grid, depth_there = project(depth[target], k, move)
     image = images[target]
     warped = sample_view(images[source], grid)
     exclude = (~lands_inside(grid)).float()  # the border repeated: no evidence
     if moving is not None:
         exclude = torch.maximum(exclude, (moving[target] > 0.5).float())
-    identity = identity_error(image, [images[source]])
     error = reprojection_loss(image, [warped], identity, exclude).loss
     return error + depth_consistency(depth_there, grid, depth[source], exclude)
 
