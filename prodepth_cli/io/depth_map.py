@@ -13,6 +13,7 @@ JPEG's XMP).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -259,6 +260,12 @@ class DepthRows:
         must give the whole map's values bit for bit."""
         self._rows_at = _between(self.height, self.source_hw[0])
         self._columns_at = _between(self.width, self.source_hw[1])
+
+
+def map_file_rows(path: str | Path, hw: tuple[int, int], metres: bool = False) -> DepthRows:
+    """The depth map file at `path` (of metres with `metres`: `open_map_file`) as
+    `DepthRows` fitted to `hw` (H, W), reopened for each pass, named by its path."""
+    return DepthRows(functools.partial(open_map_file, path, metres=metres), hw, str(path))
 
 
 def _between(n: int, stored: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from prodepth_cli.depth_source import ModelDepth
 from prodepth_cli.errors import InputError, OptionError, OutputError
-from prodepth_cli.io.depth_map import DepthRows, open_map_file
+from prodepth_cli.io.depth_map import DepthRows, map_file_rows
 from prodepth_cli.io.read import ImageSource, open_image, to_unit_rgb
 from prodepth_cli.io.write import atomic_output
 from prodepth_cli.scene3d.intrinsics import Intrinsics, camera_intrinsics
@@ -205,9 +205,8 @@ def _scene_depth(
     1/metres: the map given (resized to the photograph when stored at another size), else
     the model's."""
     if depth_map is not None:
-        path, metres = depth_map.path, depth_map.metres
-        with DepthRows(lambda: open_map_file(path, metres=metres), hw, str(path)) as depth:
-            yield depth, metres
+        with map_file_rows(depth_map.path, hw, depth_map.metres) as depth:
+            yield depth, depth_map.metres
         return
     if model is None:
         raise OptionError("no depth: pass --depth or a depth model")

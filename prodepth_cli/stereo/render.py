@@ -14,7 +14,6 @@ a spatial photo (.heic) is rendered side by side and its eyes encoded as two ima
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from prodepth_cli.io.depth_map import (
     ArrayRows,
     DepthRows,
     embedded_disparity,
-    open_map_file,
+    map_file_rows,
 )
 from prodepth_cli.io.photo_stream import PhotoMeta, photo_meta, write_rows
 from prodepth_cli.io.read import open_image, to_unit_rgb
@@ -225,8 +224,7 @@ def _open_depth(
     """The photograph's depth as `DepthRows`: the map at `depth_path` (of metres with
     `depth_metres`), else the one it carries, else the pipeline's."""
     if depth_path is not None:
-        opener = functools.partial(open_map_file, depth_path, metres=depth_metres)
-        with DepthRows(opener, hw, str(depth_path)) as depth:
+        with map_file_rows(depth_path, hw, depth_metres) as depth:
             yield depth
         return
     embedded = embedded_disparity(src, data)
