@@ -159,6 +159,22 @@ def test_fused_frames_read_each_depth_map_once_and_only_within_the_window():
     assert sorted(reads) == list(range(n)), "each map read once"
 
 
+@pytest.mark.parametrize(
+    ("factor", "counted"),
+    [(1.8, True), (0.6, True), (2.5, False), (0.4, False)],
+)
+def test_a_neighbour_counts_within_a_factor_of_two_either_way(factor, counted):
+    # Still camera, frame 0 a plane at 10, frame 1 at 10 x factor: within twice as far
+    # or half as near, frame 1's depth is averaged into frame 0's (in disparity); beyond
+    # that, an occluder or a moving object by the look of it, frame 0 keeps its own.
+    h, w = 8, 10
+    depth = np.stack([np.full((h, w), 10.0), np.full((h, w), 10.0 * factor)]).astype(np.float32)
+    k, still = default_intrinsics(w, h).matrix(), np.eye(4)[None]
+    fused = next(fused_frames(depth, still, k, radius=1))
+    harmonic = 2 / (1 / 10.0 + 1 / (10.0 * factor))
+    assert np.allclose(fused, harmonic if counted else 10.0, rtol=1e-5)
+
+
 # --- geometry, intrinsics, weights --------------------------------------------------------
 
 
