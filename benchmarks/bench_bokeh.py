@@ -33,7 +33,7 @@ PHONE_HW = (3024, 4032)
 def main() -> None:
     from prodepth_cli.bokeh import quality
     from prodepth_cli.bokeh.engine import BokehOptions, bokeh_array, bokeh_file, classic_renderer
-    from prodepth_cli.io.depth_map import read_depth_map
+    from prodepth_cli.io.depth_map import DepthMapFile, read_depth_map
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="classic,tflite")
@@ -67,8 +67,8 @@ def main() -> None:
             ),
             [cv2.IMWRITE_JPEG_QUALITY, 95],
         )
-        depth = Path(tmp) / "phone_depth.npy"
-        np.save(depth, cv2.resize(disparity, PHONE_HW[::-1], interpolation=cv2.INTER_LINEAR))
+        depth = DepthMapFile(Path(tmp) / "phone_depth.npy")
+        np.save(depth.path, cv2.resize(disparity, PHONE_HW[::-1], interpolation=cv2.INTER_LINEAR))
         scale = PHONE_HW[1] / rgb.shape[1]
         big_options = BokehOptions(
             f_number=args.f_number,

@@ -22,7 +22,9 @@ from pathlib import Path
 
 _CHILD = """
 import json, sys, time
+from pathlib import Path
 from prodepth_cli.heap import pin_mmap_threshold
+from prodepth_cli.io.depth_map import DepthMapFile
 from prodepth_cli.stereo.render import stereo_file
 from prodepth_cli.stereo.shift import StereoOptions
 
@@ -35,7 +37,7 @@ src, depth, dst, layout = sys.argv[1:5]
 pin_mmap_threshold()  # as the CLI does
 before = peak_kb()
 t0 = time.perf_counter()
-report = stereo_file(src, dst, StereoOptions(layout=layout), depth)
+report = stereo_file(src, dst, StereoOptions(layout=layout), DepthMapFile(Path(depth)))
 seconds = time.perf_counter() - t0
 print(json.dumps({"seconds": seconds, "peak_kb": peak_kb(), "before_kb": before,
                   "out": [report.out_width, report.out_height]}))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prodepth_cli.errors import DiskFullError, InputError, OptionError, ProdepthError
-from prodepth_cli.io.depth_map import DEPTH_SUFFIXES
+from prodepth_cli.io.depth_map import DEPTH_SUFFIXES, DepthMapFile
 from prodepth_cli.io.raw import RAW_SUFFIXES, is_raw
 
 IMAGE_SUFFIXES = {
@@ -169,11 +169,12 @@ def plan_jobs(
 
 def depth_maps_for(
     jobs: list[Job], depth: Path | None, metres: bool = False
-) -> dict[str, Path | None]:
-    """Each input's depth map for `--depth`: the file for a single input, or `<stem>_depth.*`
-    (or `<stem>.*`) in a folder (None where it holds none); {} without `depth`. With
-    `metres` (`--depth-metres`), a folder's float map comes before a PNG of the same stem,
-    which holds no metres; OptionError without `depth`, a map for it to describe."""
+) -> dict[str, DepthMapFile | None]:
+    """Each input's depth map for `--depth` (of metres with `metres`, `--depth-metres`): the
+    file for a single input, or `<stem>_depth.*` (or `<stem>.*`) in a folder (None where it
+    holds none); {} without `depth`. With `metres`, a folder's float map comes before a PNG
+    of the same stem, which holds no metres; OptionError without `depth`, a map for it to
+    describe."""
     if depth is None:
         if metres:
             raise OptionError("--depth-metres says what the --depth map holds: pass --depth MAP")
@@ -184,13 +185,14 @@ def depth_maps_for(
                 f"--depth {depth}: one map for {len(jobs)} images; pass a folder of "
                 "<stem>_depth.* maps"
             )
-        return {job.input: depth for job in jobs}
+        return {job.input: DepthMapFile(depth, metres) for job in jobs}
     suffixes = sorted(DEPTH_SUFFIXES, key=lambda ext: ext == ".png") if metres else DEPTH_SUFFIXES
-    maps: dict[str, Path | None] = {}
+    maps: dict[str, DepthMapFile | None] = {}
     for job in jobs:
         stem = "stdin" if job.input == STDIO else Path(job.input).stem
         candidates = [depth / f"{stem}{tag}{ext}" for tag in ("_depth", "") for ext in suffixes]
-        maps[job.input] = next((p for p in candidates if p.is_file()), None)
+        found = next((p for p in candidates if p.is_file()), None)
+        maps[job.input] = None if found is None else DepthMapFile(found, metres)
     return maps
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from prodepth_cli.errors import OptionError
 from prodepth_cli.io.depth_map import (
     EMBEDDED,
+    DepthMapFile,
     DepthRows,
     read_depth_map,
     read_embedded_depth_map,
@@ -118,20 +119,18 @@ def photo_depth(
     src: str | Path,
     data: bytes | None,
     hw: tuple[int, int],
-    depth_path: str | Path | None,
+    depth_map: DepthMapFile | None,
     source: DepthSource | None,
     pixels: Callable[[], np.ndarray],
-    *,
-    depth_metres: bool = False,
 ) -> PhotoDepth:
-    """The depth of the photograph `src` (or its encoded `data`) at `hw` (H, W): the map at
-    `depth_path` (depth in metres with `depth_metres`, read as 1/metres), else the one it
-    carries (GDepth), else `source` run on `pixels()` (its `(H, W, 3)` pixels, asked for
-    only then). OptionError when there is none."""
-    if depth_path is not None:
-        fitted = read_depth_map(depth_path, hw, metres=depth_metres)
+    """The depth of the photograph `src` (or its encoded `data`) at `hw` (H, W): the map
+    given, `depth_map` (one of metres read as 1/metres), else the one it carries (GDepth),
+    else `source` run on `pixels()` (its `(H, W, 3)` pixels, asked for only then).
+    OptionError when there is none."""
+    if depth_map is not None:
+        fitted = read_depth_map(depth_map.path, hw, metres=depth_map.metres)
         resized_from = fitted.source_hw if fitted.resized else None
-        return PhotoDepth(fitted.disparity, str(depth_path), resized_from)
+        return PhotoDepth(fitted.disparity, str(depth_map.path), resized_from)
     embedded = read_embedded_depth_map(src, data, hw)
     if embedded is not None:
         return PhotoDepth(embedded.disparity, EMBEDDED)

@@ -15,8 +15,9 @@ import tifffile
 import typer
 from typer.testing import CliRunner
 
+from prodepth_cli.batch import Job, depth_maps_for
 from prodepth_cli.commands.bokeh import bokeh
-from prodepth_cli.io.depth_map import fill_invalid, read_depth_map
+from prodepth_cli.io.depth_map import DepthMapFile, fill_invalid, read_depth_map
 from prodepth_cli.io.pfm import write_pfm
 from tests.conftest import scene_image
 from tests.photo_files import (
@@ -179,6 +180,36 @@ def test_depth_metres_takes_a_folders_metric_map_over_its_png(tmp_path):
     result = _bokeh(str(src), *args)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["depth"] == str(maps / "p_depth.tif")
+
+
+def test_depth_maps_for_gives_each_input_its_map_and_what_it_holds(tmp_path):
+    """Without --depth no input has a key; with a folder every input has one, None where the
+    folder holds no map for it (the renders tell that from no --depth by the key)."""
+    jobs = [Job(str(tmp_path / f"{stem}.png"), "-") for stem in ("a", "b")]
+    maps = write_depth_folder(tmp_path / "maps", ("a",), _disparity())
+    assert depth_maps_for(jobs, None) == {}
+    assert depth_maps_for(jobs, maps, metres=True) == {
+        jobs[0].input: DepthMapFile(maps / "a_depth.png", metres=True),
+        jobs[1].input: None,
+    }
+    assert depth_maps_for(jobs[:1], maps / "a_depth.png") == {
+        jobs[0].input: DepthMapFile(maps / "a_depth.png")
+    }
+
+
+def test_a_depth_folder_without_a_photographs_map_fails_that_photograph_only(tmp_path):
+    _image(tmp_path / "in" / "a.png", seed=1)
+    _image(tmp_path / "in" / "b.png", seed=2)
+    maps = write_depth_folder(tmp_path / "depth", ("a",), _disparity())
+    args = [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--depth", str(maps), "--json"]
+    result = _bokeh(*args)
+    assert result.exit_code == 1
+    records = {Path(r["input"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert records["a.png"]["status"] == "ok"
+    assert records["a.png"]["depth"] == str(maps / "a_depth.png")
+    assert records["b.png"]["status"] == "error"
+    assert "no depth map for it in the --depth folder" in records["b.png"]["error"]
+    assert not (tmp_path / "out" / "b_bokeh.png").exists()
 
 
 @depth_metres_misuse

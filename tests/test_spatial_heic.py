@@ -16,6 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from prodepth_cli.cli import app
+from prodepth_cli.io.depth_map import DepthMapFile
 from prodepth_cli.io.heif_items import EntityGroup, read_tables, with_properties
 from prodepth_cli.io.isobmff import box, boxes, full_box, full_header, uuid_box
 from prodepth_cli.io.photo_stream import PhotoMeta
@@ -432,7 +433,7 @@ def test_what_a_spatial_photo_cannot_be_is_refused_in_one_line(tmp_path, args, m
 def test_a_photograph_past_the_cap_is_scaled_down_and_its_intrinsics_follow(tmp_path):
     photo, depth = _photo_and_map(tmp_path, _exif(26), w=201, h=131)
     out = tmp_path / "small.heic"
-    report = stereo_file(photo, out, StereoOptions(), depth, max_eye_side=100)
+    report = stereo_file(photo, out, StereoOptions(), DepthMapFile(depth), max_eye_side=100)
     assert (report.out_width, report.out_height) == (100, 64), "201x131 -> 100x65 -> even"
     left, _ = read_spatial_photo(out.read_bytes())
     fx = 50.0 / math.tan(math.radians(report.spatial.hfov_deg) / 2)
@@ -444,7 +445,7 @@ def test_a_real_photograph_keeps_its_exif_fov_and_icc(tmp_path):
     src = require(ROOFTOP)
     depth = write_png16(tmp_path / "d.png", np.tile(np.linspace(0, 1, 64), (48, 1)))
     out = tmp_path / "rooftop.heic"
-    report = stereo_file(src, out, StereoOptions(), depth, max_eye_side=512)
+    report = stereo_file(src, out, StereoOptions(), DepthMapFile(depth), max_eye_side=512)
     assert report.spatial.fov_from == "exif", "Nexus 5X: 26 mm equivalent"
     assert report.spatial.hfov_deg == pytest.approx(horizontal_fov_deg(4032, 3024, 26.0))
     heif = pillow_heif.open_heif(out)
@@ -466,7 +467,7 @@ def test_a_rotated_photograph_gives_upright_eyes_and_no_rotation_property(tmp_pa
     Image.fromarray(scene_image(64, 96)).save(photo, quality=95, exif=exif.tobytes())
     depth = write_png16(tmp_path / "d.png", np.tile(np.linspace(0, 1, 64), (96, 1)))
     out = tmp_path / "turned.heic"
-    report = stereo_file(photo, out, StereoOptions(), depth)
+    report = stereo_file(photo, out, StereoOptions(), DepthMapFile(depth))
     assert (report.out_width, report.out_height) == (64, 96)
     tables = read_tables(out.read_bytes())
     for item in eye_items(tables):

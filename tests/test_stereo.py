@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from prodepth_cli.cli import app
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.depth_map import DepthMapFile
 from prodepth_cli.io.pfm import write_pfm
 from prodepth_cli.stereo.check import (
     check_pair,
@@ -267,8 +268,8 @@ def test_bands_give_exactly_the_whole_images_rows(layout):
 def test_a_file_in_strips_is_the_same_file(tmp_path):
     src = tmp_path / "photo.png"
     cv2.imwrite(str(src), scene_image(41, 60, seed=2)[:, :, ::-1])
-    depth = tmp_path / "d.npy"
-    np.save(depth, np.tile(np.linspace(0, 1, 60, dtype=np.float32), (41, 1)))
+    depth = DepthMapFile(tmp_path / "d.npy")
+    np.save(depth.path, np.tile(np.linspace(0, 1, 60, dtype=np.float32), (41, 1)))
     options = StereoOptions(layout="half-tb", divergence=6.0)
     stereo_file(src, tmp_path / "a.png", options, depth, band_rows=4)
     stereo_file(src, tmp_path / "b.png", options, depth, band_rows=1000)
@@ -350,10 +351,9 @@ def test_a_metric_map_read_in_bands_gives_the_pair_of_its_disparity(tmp_path):
     np.save(tmp_path / "m.npy", metres)
     np.save(tmp_path / "d.npy", metres_to_disparity(metres))
     options = StereoOptions(layout="half-tb", divergence=6.0)
-    stereo_file(
-        src, tmp_path / "a.png", options, tmp_path / "m.npy", band_rows=4, depth_metres=True
-    )
-    stereo_file(src, tmp_path / "b.png", options, tmp_path / "d.npy", band_rows=1000)
+    metric = DepthMapFile(tmp_path / "m.npy", metres=True)
+    stereo_file(src, tmp_path / "a.png", options, metric, band_rows=4)
+    stereo_file(src, tmp_path / "b.png", options, DepthMapFile(tmp_path / "d.npy"), band_rows=1000)
     np.testing.assert_array_equal(
         cv2.imread(str(tmp_path / "a.png")), cv2.imread(str(tmp_path / "b.png"))
     )
@@ -534,5 +534,5 @@ def test_a_pfm_map_with_invalid_values_reads_as_middlebury_ships_it(tmp_path):
     write_pfm(tmp_path / "d.pfm", disparity)
     src = tmp_path / "p.png"
     cv2.imwrite(str(src), (rgb[:, :, ::-1] * 255).astype(np.uint8))
-    report = stereo_file(src, tmp_path / "o.png", StereoOptions(), tmp_path / "d.pfm")
+    report = stereo_file(src, tmp_path / "o.png", StereoOptions(), DepthMapFile(tmp_path / "d.pfm"))
     assert (report.out_width, report.out_height) == (128, 24)

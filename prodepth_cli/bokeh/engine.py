@@ -27,6 +27,7 @@ from prodepth_cli.bokeh.render import render_bokeh
 from prodepth_cli.bokeh.tiled import render_tiled
 from prodepth_cli.depth_source import DepthSource, photo_depth
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.depth_map import DepthMapFile
 
 ENGINES = ("classic", "tflite")
 
@@ -124,25 +125,20 @@ def bokeh_file(
     src: str | Path,
     dst: str | Path,
     options: BokehOptions,
-    depth_path: str | Path | None = None,
+    depth_map: DepthMapFile | None = None,
     depth_source: DepthSource | None = None,
     renderer: Renderer = classic_renderer,
     data: bytes | None = None,
-    *,
-    depth_metres: bool = False,
 ) -> BokehReport:
     """Render the image file `src` (or encoded `data` named `src`) to `dst` ("-" = PNG on
-    stdout), with the depth map at `depth_path` (depth in metres with `depth_metres`) or,
-    without one, the map the photograph carries (GDepth; `depth` "embedded"), else from
-    `depth_source`.
+    stdout), with the depth map given, `depth_map`, or, without one, the map the photograph
+    carries (GDepth; `depth` "embedded"), else from `depth_source`.
 
     Nothing appears at `dst` until it is complete (temporary name, then rename).
     """
     t0 = time.perf_counter()
     photo = read_photo(src, data)
-    depth = photo_depth(
-        src, data, photo.hw, depth_path, depth_source, photo.as_uint8, depth_metres=depth_metres
-    )
+    depth = photo_depth(src, data, photo.hw, depth_map, depth_source, photo.as_uint8)
     result = bokeh_array(photo.rgb, depth.disparity, options, renderer)
     write_photo(photo.with_pixels(result.rgb), dst)
     return BokehReport(

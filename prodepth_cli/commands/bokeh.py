@@ -51,6 +51,7 @@ from prodepth_cli.commands.model_options import (
 )
 from prodepth_cli.depth_source import ModelDepth
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.depth_map import DepthMapFile
 from prodepth_cli.io.photo_stream import check_output_suffix, output_suffix
 from prodepth_cli.models.runtime import load_model
 
@@ -161,15 +162,12 @@ def bokeh(
             depth is None,
             options,
             depth_maps,
-            depth_metres,
         )
         mapper = ray_map(jobs, runner, ray_address, workers, gpus_per_worker)
     run_batch(
         jobs,
         missing,
-        lambda job, _: _run_job(
-            job, options, depth_maps.get(job.input), depth_metres, depth_source, renderer
-        ),
+        lambda job, _: _run_job(job, options, depth_maps, depth_source, renderer),
         _summary,
         {
             "engine": engine,
@@ -191,8 +189,7 @@ def _runner(
     kind: str | None,
     model_depth: bool,
     options: BokehOptions,
-    depth_maps: dict[str, Path | None],
-    depth_metres: bool,
+    depth_maps: dict[str, DepthMapFile | None],
 ) -> Callable[[Job], Outcome]:
     """The job runner a cluster worker builds once: its renderer and depth model."""
     renderer = _renderer(engine, model)
@@ -200,9 +197,7 @@ def _runner(
     if model_depth:
         loaded = load_model(depth_model, device, threads=WORKER_THREADS, **spec_overrides(kind))
         source = ModelDepth(loaded)
-    return lambda job: _run_job(
-        job, options, depth_maps.get(job.input), depth_metres, source, renderer
-    )
+    return lambda job: _run_job(job, options, depth_maps, source, renderer)
 
 
 def _renderer(engine: str, model: Path | None) -> Renderer:
@@ -218,23 +213,15 @@ def _renderer(engine: str, model: Path | None) -> Renderer:
 def _run_job(
     job: Job,
     options: BokehOptions,
-    depth_map: Path | None,
-    depth_metres: bool,
+    depth_maps: dict[str, DepthMapFile | None],
     depth_source,
     renderer: Renderer,
 ) -> Outcome:
     return run_render_job(
         job,
-        depth_source is None and depth_map is None,
-        lambda data: bokeh_file(
-            job.input,
-            job.output,
-            options,
-            depth_map,
-            depth_source,
-            renderer,
-            data,
-            depth_metres=depth_metres,
+        depth_maps,
+        lambda depth_map, data: bokeh_file(
+            job.input, job.output, options, depth_map, depth_source, renderer, data
         ),
         lambda report: {
             "focus": round(report.focus, 6),

@@ -25,7 +25,7 @@ from rich.progress import (
 
 from prodepth_cli.batch import STDIO, Job, Missing, Outcome, read_stdin, report_failures
 from prodepth_cli.errors import DISK_FULL, ProdepthError, write_error
-from prodepth_cli.io.depth_map import EMBEDDED
+from prodepth_cli.io.depth_map import EMBEDDED, DepthMapFile
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -249,19 +249,21 @@ def run_batch(
 
 def run_render_job(
     job: Job,
-    map_missing: bool,
-    render: Callable[[bytes | None], Any],
+    depth_maps: dict[str, DepthMapFile | None],
+    render: Callable[[DepthMapFile | None, bytes | None], Any],
     fields: Callable[[Any], dict[str, Any]],
 ) -> Outcome:
-    """One image of a render batch (bokeh, stereo). `render` gets the encoded image for a
-    stdin input (else None) and returns its report (width, height, bits, depth,
+    """One image of a render batch (bokeh, stereo, parallax). `render` gets the image's map
+    from `depth_maps` (`batch.depth_maps_for`: None without --depth) and the encoded image for
+    a stdin input (else None), and returns its report (width, height, bits, depth,
     depth_resized_from, seconds); `fields` gives the command's own entries of the outcome from
-    it. `map_missing`: a --depth folder holds no map for this image, an error outcome."""
-    if map_missing:
+    it. An image a --depth folder holds no map for is an error outcome."""
+    depth_map = depth_maps.get(job.input)
+    if job.input in depth_maps and depth_map is None:  # with --depth, every input has a key
         return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
     try:
         data = read_stdin() if job.input == STDIO else None
-        report = render(data)
+        report = render(depth_map, data)
     except ProdepthError as exc:
         return Outcome.failed(job, exc)
     if report.depth_resized_from:  # a warning, not a note: on stderr even with --json or --quiet

@@ -47,11 +47,12 @@ from prodepth_cli.commands.model_options import (
     suggest_better_model,
 )
 from prodepth_cli.errors import ProdepthError
+from prodepth_cli.io.depth_map import DepthMapFile
 from prodepth_cli.io.write import FORMATS, format_for_output
 from prodepth_cli.models.runtime import load_model
 from prodepth_cli.pipeline import DepthOptions, TileCallback, depth_file
 from prodepth_cli.scene3d import SCENE_FORMATS, SceneOptions, scene_file
-from prodepth_cli.scene3d.export import DepthMapFile, scene_format_for
+from prodepth_cli.scene3d.export import scene_format_for
 from prodepth_cli.scene3d.intrinsics import DEFAULT_FOV_DEG
 from prodepth_cli.scene3d.mesh import (
     DEFAULT_CUT,
@@ -210,9 +211,7 @@ def depth(
         run_batch(
             jobs,
             missing,
-            lambda job, bar: _run_map_job(
-                job, fmt, scene, maps.get(job.input), depth_metres, quiet or json_out
-            ),
+            lambda job, bar: _run_map_job(job, fmt, scene, maps.get(job.input), quiet or json_out),
             _summary,
             {},
             overwrite,
@@ -382,23 +381,21 @@ def _run_map_job(
     job: Job,
     fmt: str,
     scene: SceneOptions,
-    path: Path | None,
-    metres: bool,
+    depth_map: DepthMapFile | None,
     quiet: bool,
 ) -> Outcome:
     """One photograph's point cloud or mesh from its --depth map, no model run."""
-    if path is None:
+    if depth_map is None:
         return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
     try:
-        given = DepthMapFile(path, metres)
         data = read_stdin() if job.input == STDIO else None
-        report = scene_file(job.input, job.output, fmt, None, scene, data=data, depth_map=given)
+        report = scene_file(job.input, job.output, fmt, None, scene, data=data, depth_map=depth_map)
     except ProdepthError as exc:
         return Outcome.failed(job, exc)
     if report.depth_resized_from:  # a warning, not a note: as stereo and bokeh say it
         h, w = report.depth_resized_from
         note(
-            f"warning: {path} is {w}x{h}, the image {report.width}x{report.height}: "
+            f"warning: {depth_map.path} is {w}x{h}, the image {report.width}x{report.height}: "
             "depth map resized"
         )
     return _scene_outcome(job, report, None, quiet)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,6 +36,7 @@ from prodepth_cli.commands.model_options import (
 )
 from prodepth_cli.depth_source import ModelDepth
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.depth_map import DepthMapFile
 from prodepth_cli.parallax.encode import (
     MAX_QUALITY,
     MP4_QUALITY,
@@ -194,9 +194,7 @@ def parallax(
     run_batch(
         jobs,
         missing,
-        lambda job, bar: _run_job(
-            job, bar, options, depth_maps.get(job.input), depth, depth_metres, model_depth
-        ),
+        lambda job, bar: _run_job(job, bar, options, depth_maps, model_depth),
         _summary,
         {"path": options.path, "amount": options.amount, "convergence": options.convergence},
         overwrite,
@@ -209,9 +207,7 @@ def _run_job(
     job: Job,
     bar: Progress,
     options: ParallaxOptions,
-    depth_map: Path | None,
-    depth_given: Path | None,
-    depth_metres: bool,
+    depth_maps: dict[str, DepthMapFile | None],
     model_depth: ModelDepth | None,
 ) -> Outcome:
     task = None
@@ -220,7 +216,7 @@ def _run_job(
         nonlocal task
         task = bar.add_task("frames", total=frames)
 
-    def render(data: bytes | None):
+    def render(depth_map: DepthMapFile | None, data: bytes | None):
         try:
             return parallax_file(
                 job.input,
@@ -231,7 +227,6 @@ def _run_job(
                 data,
                 started,
                 lambda: bar.advance(task),
-                depth_metres=depth_metres,
             )
         finally:
             if task is not None:
@@ -239,7 +234,7 @@ def _run_job(
 
     return run_render_job(
         job,
-        depth_given is not None and depth_map is None,
+        depth_maps,
         render,
         lambda report: {
             "out_width": report.out_width,

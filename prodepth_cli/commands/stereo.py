@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -36,6 +35,7 @@ from prodepth_cli.commands.model_options import (
 )
 from prodepth_cli.depth_source import ModelDepth
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.depth_map import DepthMapFile
 from prodepth_cli.io.photo_stream import check_output_suffix, output_suffix
 from prodepth_cli.stereo.layouts import LAYOUTS
 from prodepth_cli.stereo.render import StereoReport, stereo_file
@@ -170,9 +170,7 @@ def stereo(
     run_batch(
         jobs,
         missing,
-        lambda job, _: _run_job(
-            job, options, depth_maps.get(job.input), depth, depth_metres, model_depth
-        ),
+        lambda job, _: _run_job(job, options, depth_maps, model_depth),
         _summary,
         {
             "layout": "spatial" if spatial else options.layout,
@@ -215,22 +213,14 @@ def _check_output(dst: str, suffix: str | None, options: StereoOptions) -> None:
 def _run_job(
     job: Job,
     options: StereoOptions,
-    depth_map: Path | None,
-    depth_given: Path | None,
-    depth_metres: bool,
+    depth_maps: dict[str, DepthMapFile | None],
     model_depth: ModelDepth | None,
 ) -> Outcome:
     return run_render_job(
         job,
-        depth_given is not None and depth_map is None,
-        lambda data: stereo_file(
-            job.input,
-            job.output,
-            options,
-            depth_map,
-            model_depth,
-            data,
-            depth_metres=depth_metres,
+        depth_maps,
+        lambda depth_map, data: stereo_file(
+            job.input, job.output, options, depth_map, model_depth, data
         ),
         _fields,
     )

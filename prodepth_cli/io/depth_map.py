@@ -4,6 +4,7 @@ or a band of rows at a time, going down the image (stereo), in memory flat in it
 Accepted: 16-bit (or 8-bit) grey PNG (near = bright), float TIFF, PFM, NPY — all relative
 inverse depth, larger = nearer, in the map's own units; or, said by the caller (`metres`,
 `--depth-metres`), a metric model's TIFF, PFM or NPY of depth in metres, read as 1/metres.
+A map the user gives (`--depth`, `--depth-metres`) travels as one value, `DepthMapFile`.
 Non-finite values (`inf` in Middlebury's ground truth) are invalid and filled; a map of
 another size is resized. A JPEG may carry its own map (GDepth, as `prodepth depth --embed`
 and Google's cameras write it). PNG and TIFF maps are decoded a strip at a time (libvips),
@@ -49,6 +50,18 @@ class DepthMap:
     @property
     def resized(self) -> bool:
         return self.source_hw != self.disparity.shape
+
+
+@dataclass(frozen=True)
+class DepthMapFile:
+    """A depth map given for the photograph (`--depth`): `path`, any map this module reads
+    (disparity, larger = nearer; a relative map unless `metres`), or with `metres` depth in
+    metres, larger = farther, as a metric model's .tif, .pfm and .npy hold it (0 or less:
+    unknown, filled from the farther neighbour along the row; a PNG is refused when read:
+    `open_map_file`)."""
+
+    path: Path
+    metres: bool = False
 
 
 class MapRows(Protocol):
@@ -262,10 +275,11 @@ class DepthRows:
         self._columns_at = _between(self.width, self.source_hw[1])
 
 
-def map_file_rows(path: str | Path, hw: tuple[int, int], metres: bool = False) -> DepthRows:
-    """The depth map file at `path` (of metres with `metres`: `open_map_file`) as
-    `DepthRows` fitted to `hw` (H, W), reopened for each pass, named by its path."""
-    return DepthRows(functools.partial(open_map_file, path, metres=metres), hw, str(path))
+def map_file_rows(depth_map: DepthMapFile, hw: tuple[int, int]) -> DepthRows:
+    """The given map `depth_map` (`open_map_file`) as `DepthRows` fitted to `hw` (H, W),
+    reopened for each pass, named by its path."""
+    opener = functools.partial(open_map_file, depth_map.path, metres=depth_map.metres)
+    return DepthRows(opener, hw, str(depth_map.path))
 
 
 def _between(n: int, stored: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from prodepth_cli.depth_source import DepthSource, photo_depth
 from prodepth_cli.errors import OptionError
+from prodepth_cli.io.depth_map import DepthMapFile
 from prodepth_cli.io.photo_stream import photo_meta
 from prodepth_cli.io.read import open_image
 from prodepth_cli.parallax.encode import ANIMATED, MAX_QUALITY, video_suffix, video_writer
@@ -201,20 +202,17 @@ def parallax_file(
     src: str | Path,
     dst: str | Path,
     options: ParallaxOptions,
-    depth_path: str | Path | None = None,
+    depth_map: DepthMapFile | None = None,
     model_depth: DepthSource | None = None,
     data: bytes | None = None,
     started: Callable[[int], None] | None = None,
     advance: Callable[[], None] | None = None,
-    *,
-    depth_metres: bool = False,
 ) -> ParallaxReport:
     """Render the image file `src` (or encoded `data` named `src`) as a parallax video at `dst`
-    (.mp4, .gif or .webp), with the depth map at `depth_path` (depth in metres with
-    `depth_metres`) or, without one, the map the photograph carries (GDepth), else the depth
-    model's (`model_depth`, run on the photograph at the video's size). `started(frames)`
-    and `advance()` follow the frames (a progress bar). Nothing appears at `dst` until it is
-    complete."""
+    (.mp4, .gif or .webp), with the depth map given, `depth_map`, or, without one, the map
+    the photograph carries (GDepth), else the depth model's (`model_depth`, run on the
+    photograph at the video's size). `started(frames)` and `advance()` follow the frames (a
+    progress bar). Nothing appears at `dst` until it is complete."""
     t0 = time.perf_counter()
     animated = video_suffix(dst) in ANIMATED
     device = frame_device(options.device)
@@ -226,9 +224,7 @@ def parallax_file(
     # the photograph at the frames' size times the overscan: frames sample it 1:1
     thumb = source.thumbnail(min(max(photo_hw), math.ceil(max(out_hw) * zoom)))
     rgb = (thumb * 255.0 + 0.5).astype(np.uint8)
-    depth = photo_depth(
-        src, data, rgb.shape[:2], depth_path, model_depth, lambda: rgb, depth_metres=depth_metres
-    )
+    depth = photo_depth(src, data, rgb.shape[:2], depth_map, model_depth, lambda: rgb)
     map_width = depth.resized_from[1] if depth.resized_from else None
     clip = make_clip(rgb, depth.disparity, options, out_hw, frames, map_width, device)
     # a map is read at the video's size; one not of the photograph's size is worth a word

@@ -22,7 +22,7 @@ import numpy as np
 
 from prodepth_cli.depth_source import ModelDepth
 from prodepth_cli.errors import InputError, OptionError, OutputError
-from prodepth_cli.io.depth_map import DepthRows, map_file_rows
+from prodepth_cli.io.depth_map import DepthMapFile, DepthRows, map_file_rows
 from prodepth_cli.io.read import ImageSource, open_image, to_unit_rgb
 from prodepth_cli.io.write import atomic_output
 from prodepth_cli.scene3d.intrinsics import Intrinsics, camera_intrinsics
@@ -95,18 +95,6 @@ class SceneOptions:
             raise OptionError(
                 f"--max-angle {self.max_angle:g}: degrees from face-on, 0-90 (90 keeps all)"
             )
-
-
-@dataclass(frozen=True)
-class DepthMapFile:
-    """A depth map given for the photograph (`--depth`): `path`, any map `io.depth_map`
-    reads (disparity, larger = nearer; a relative map unless `metres`), or with `metres`
-    depth in metres, larger = farther, as a metric model's .tif, .pfm and .npy hold it (0 or
-    less: unknown, filled from the farther neighbour along the row; a PNG is refused when
-    read: `io.depth_map.open_map_file`)."""
-
-    path: Path
-    metres: bool = False
 
 
 @dataclass
@@ -205,7 +193,7 @@ def _scene_depth(
     1/metres: the map given (resized to the photograph when stored at another size), else
     the model's."""
     if depth_map is not None:
-        with map_file_rows(depth_map.path, hw, depth_map.metres) as depth:
+        with map_file_rows(depth_map, hw) as depth:
             yield depth, depth_map.metres
         return
     if model is None:

@@ -28,6 +28,7 @@ from prodepth_cli.errors import OptionError
 from prodepth_cli.io.depth_map import (
     EMBEDDED,
     ArrayRows,
+    DepthMapFile,
     DepthRows,
     embedded_disparity,
     map_file_rows,
@@ -158,18 +159,16 @@ def stereo_file(
     src: str | Path,
     dst: str | Path,
     options: StereoOptions,
-    depth_path: str | Path | None = None,
+    depth_map: DepthMapFile | None = None,
     model_depth: ModelDepth | None = None,
     data: bytes | None = None,
     band_rows: int | None = None,
     max_eye_side: int = MAX_EYE_SIDE,
-    *,
-    depth_metres: bool = False,
 ) -> StereoReport:
     """Render the image file `src` (or encoded `data` named `src`) as a stereo image at `dst`
-    ("-" = PNG on stdout), with the depth map at `depth_path` (depth in metres with
-    `depth_metres`) or, without one, the map the photograph carries (GDepth; `depth`
-    "embedded"), else the depth pipeline's (`model_depth`).
+    ("-" = PNG on stdout), with the depth map given, `depth_map`, or, without one, the map
+    the photograph carries (GDepth; `depth` "embedded"), else the depth pipeline's
+    (`model_depth`).
 
     Nothing appears at `dst` until it is complete (temporary name, then rename). The output
     keeps the photograph's bit depth where its format allows, and its ICC, EXIF and XMP.
@@ -184,9 +183,7 @@ def stereo_file(
     camera = None
     render_options = options
     with contextlib.ExitStack() as stack:
-        depth = stack.enter_context(
-            _open_depth(src, data, hw, depth_path, depth_metres, model_depth)
-        )
+        depth = stack.enter_context(_open_depth(src, data, hw, depth_map, model_depth))
         if is_spatial_output(dst):
             render_options = parallel_options(options)
             camera = spatial_camera(photo.width, photo.height, photo.meta.exif, options)
@@ -217,14 +214,13 @@ def _open_depth(
     src: str | Path,
     data: bytes | None,
     hw: tuple[int, int],
-    depth_path: str | Path | None,
-    depth_metres: bool,
+    depth_map: DepthMapFile | None,
     model_depth: ModelDepth | None,
 ) -> Iterator[DepthRows]:
-    """The photograph's depth as `DepthRows`: the map at `depth_path` (of metres with
-    `depth_metres`), else the one it carries, else the pipeline's."""
-    if depth_path is not None:
-        with map_file_rows(depth_path, hw, depth_metres) as depth:
+    """The photograph's depth as `DepthRows`: the map given, `depth_map`, else the one it
+    carries, else the pipeline's."""
+    if depth_map is not None:
+        with map_file_rows(depth_map, hw) as depth:
             yield depth
         return
     embedded = embedded_disparity(src, data)
