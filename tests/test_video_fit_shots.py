@@ -116,7 +116,8 @@ def test_triplets_stay_inside_shots_and_a_short_shot_is_neither_fitted_nor_fused
     fit = _fit(clip, tmp_path / "out", FitConfig(steps=6, fine_fraction=0.5, checkpoint_every=6))
     assert fit.shots.starts == (0, 5, 7)
     assert centres and set(centres) <= {1, 2, 3, 8, 9, 10}, sorted(set(centres))
-    assert fused_in == [(0, 5, 6, 7)], "frames 5 and 6 fused alone"
+    # fused once for the second round of motion refinement, once for the output
+    assert fused_in == [(0, 5, 6, 7)] * 2, "frames 5 and 6 fused alone"
     assert np.isfinite(fit.disparity).all() and (fit.disparity > 0).all()
     assert fit.masks is not None and not fit.masks[5:7].any()
     assert np.allclose(fit.steps[[4, 6]], np.eye(4)), "no motion across a cut"
@@ -192,20 +193,33 @@ def test_the_fit_refines_its_motions_within_each_shot_and_fuses_along_them(tmp_p
     calls = []
     refine = fit_module.refined_motions
 
-    def spy(motions, *args):
-        calls.append((motions.copy(), *args))
-        return refine(motions, *args)
+    def spy(motions, depth, *args):
+        refined = refine(motions, depth, *args)
+        # the scratch files are gone once the fit returns: keep what each round was given
+        calls.append((motions.copy(), np.stack(list(depth)), *args, refined))
+        return refined
 
     monkeypatch.setattr(fit_module, "refined_motions", spy)
     clip = read_clip(_glued(tmp_path / "clip", 5, 5))
     fit = _fit(clip, tmp_path / "a", TINY_FIT)
-    ((before, depth, rgb, k, shots, masks, steps, *_),) = calls
+    assert TINY_FIT.refine_rounds == 2
+    (before, depth, rgb, k, shots, masks, steps, *_, first), second = calls
     assert shots == fit.shots and steps == TINY_FIT.refine_steps > 0
     assert len(depth) == len(rgb) == len(clip) and masks is not None
-    assert not np.allclose(fit.steps, before), "the poses written are the refined ones"
+    # round 2 starts from round 1's motions and carries the depth fused along them
+    assert np.array_equal(second[0], first)
+    radius = TINY_FIT.temporal_radius
+    assert np.allclose(second[1], np.stack(list(fused_frames(depth, first, k, radius, shots))))
+    assert not np.allclose(second[1], depth)
+    assert np.allclose(fit.steps, second[-1]), "the poses written are the last round's"
+    assert not np.allclose(fit.steps, before)
     assert np.array_equal(fit.steps[4], np.eye(4)), "no motion across the cut"
-    plain = _fit(clip, tmp_path / "b", dataclasses.replace(TINY_FIT, refine_steps=0))
-    assert len(calls) == 1
+    kept = sorted(f.name for f in (tmp_path / "a").glob("*.f32"))
+    assert kept == [fit_module.DISPARITY_FILE], "the scratch arrays are removed"
+    one = _fit(clip, tmp_path / "b", dataclasses.replace(TINY_FIT, refine_rounds=1))
+    assert len(calls) == 3 and np.allclose(one.steps, first)
+    plain = _fit(clip, tmp_path / "c", dataclasses.replace(TINY_FIT, refine_steps=0))
+    assert len(calls) == 3
     assert np.allclose(plain.steps, before), "refine_steps=0: the pose net's motions"
 
 
