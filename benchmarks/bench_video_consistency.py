@@ -31,7 +31,7 @@ Anything V2 architecture with random weights, built here: mechanics, not quality
 
 `--seeds` fits once with each seed (the batches drawn and the pose net's first weights):
 one fit's figures are deterministic on one thread but move with the seed (KITTI: jitter
-0.0084 / 0.0090, rank correlation 0.767 / 0.751 for seeds 0 / 1) as much as most settings
+0.0079 / 0.0085, rank correlation 0.783 / 0.765 for seeds 0 / 1) as much as most settings
 move them, so compare settings over the same seeds.
 
 `--maps` scores a fit a GPU lease brought back (`scripts/gpu_session.py --video-fit`), its

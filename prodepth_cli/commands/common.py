@@ -247,6 +247,21 @@ def run_batch(
         raise typer.Exit(1)
 
 
+def no_map_outcome(job: Job) -> Outcome:
+    """The error outcome of an image a --depth folder holds no map for."""
+    return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
+
+
+def warn_map_resized(
+    depth: str | Path, resized_from: tuple[int, int] | None, width: int, height: int
+) -> None:
+    """Say that the map `depth` was of another size (`resized_from`, (H, W)) than the image:
+    a warning, not a note, so on stderr even with --json or --quiet."""
+    if resized_from:
+        h, w = resized_from
+        note(f"warning: {depth} is {w}x{h}, the image {width}x{height}: depth map resized")
+
+
 def run_render_job(
     job: Job,
     depth_maps: dict[str, DepthMapFile | None],
@@ -260,18 +275,13 @@ def run_render_job(
     it. An image a --depth folder holds no map for is an error outcome."""
     depth_map = depth_maps.get(job.input)
     if job.input in depth_maps and depth_map is None:  # with --depth, every input has a key
-        return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
+        return no_map_outcome(job)
     try:
         data = read_stdin() if job.input == STDIO else None
         report = render(depth_map, data)
     except ProdepthError as exc:
         return Outcome.failed(job, exc)
-    if report.depth_resized_from:  # a warning, not a note: on stderr even with --json or --quiet
-        h, w = report.depth_resized_from
-        note(
-            f"warning: {report.depth} is {w}x{h}, the image {report.width}x{report.height}: "
-            "depth map resized"
-        )
+    warn_map_resized(report.depth, report.depth_resized_from, report.width, report.height)
     info = {
         "width": report.width,
         "height": report.height,

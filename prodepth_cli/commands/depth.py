@@ -28,9 +28,11 @@ from prodepth_cli.commands.common import (
     WorkersOption,
     fail,
     guarded,
+    no_map_outcome,
     note,
     output_option,
     run_batch,
+    warn_map_resized,
 )
 from prodepth_cli.commands.model_options import (
     KindOption,
@@ -386,18 +388,13 @@ def _run_map_job(
 ) -> Outcome:
     """One photograph's point cloud or mesh from its --depth map, no model run."""
     if depth_map is None:
-        return Outcome(job, "error", f"{job.input}: no depth map for it in the --depth folder")
+        return no_map_outcome(job)
     try:
         data = read_stdin() if job.input == STDIO else None
         report = scene_file(job.input, job.output, fmt, None, scene, data=data, depth_map=depth_map)
     except ProdepthError as exc:
         return Outcome.failed(job, exc)
-    if report.depth_resized_from:  # a warning, not a note: as stereo and bokeh say it
-        h, w = report.depth_resized_from
-        note(
-            f"warning: {depth_map.path} is {w}x{h}, the image {report.width}x{report.height}: "
-            "depth map resized"
-        )
+    warn_map_resized(depth_map.path, report.depth_resized_from, report.width, report.height)
     return _scene_outcome(job, report, None, quiet)
 
 

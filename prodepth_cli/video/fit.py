@@ -754,10 +754,8 @@ def _fused_disparity(
             fitter.device,
         )
         if n < rounds:
-            fused_now = fused(motions)
-            carried = FrameReader(
-                write_frame_array(folder / _FUSED_SCRATCH, fused_now, np.float32, key)
-            )
+            scratch = write_frame_array(folder / _FUSED_SCRATCH, fused(motions), np.float32, key)
+            carried = FrameReader(scratch)
     disparity = write_frame_array(
         folder / DISPARITY_FILE, (1 / d for d in fused(motions)), np.float32, key
     )
