@@ -20,7 +20,8 @@ KITTI (kitti_odom_seqA, 51 frames, true poses and a stereo pair per frame):
   s/frame wall seconds per frame on this machine (one onnxruntime / torch thread)
 DAVIS (--davis, the rollercoaster clip, 70 frames): jitter and time only (no ground truth).
 
-`--cold` adds today's default without a teacher (the cold start, 1500 steps: ~25 min here).
+`--cold` adds the fit without a teacher (the cold start from the coarse network, 1500 steps:
+~25 min here; `--cold --seeds` with no seed runs it alone beside the model's own figures).
 
 Models: `--model prodepth` (the shipped one, real weights) and `--model standin` (a Depth
 Anything V2 architecture with random weights, built here: mechanics, not quality).
@@ -31,8 +32,8 @@ Anything V2 architecture with random weights, built here: mechanics, not quality
 
 `--seeds` fits once with each seed (the batches drawn and the pose net's first weights):
 one fit's figures are deterministic on one thread but move with the seed (KITTI: jitter
-0.0079 / 0.0085, rank correlation 0.783 / 0.765 for seeds 0 / 1) as much as most settings
-move them, so compare settings over the same seeds.
+0.0063 / 0.0066, TAE 0.030 / 0.035, rank correlation 0.783 / 0.764 for seeds 0 / 1) as much
+as most settings move them, so compare settings over the same seeds.
 
 `--maps` scores a fit a GPU lease brought back (`scripts/gpu_session.py --video-fit`), its
 maps written as `prodepth video` writes them, instead of running the fit here.
@@ -285,7 +286,11 @@ def main() -> None:
     parser.add_argument("--davis", action="store_true", help="the DAVIS clip instead of KITTI")
     parser.add_argument("--cold", action="store_true", help="also the fit without a teacher")
     parser.add_argument(
-        "--seeds", type=int, nargs="+", default=[0], help="fit once with each of these seeds"
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=[0],
+        help="fit from the model once with each of these seeds (none: only --cold's fit)",
     )
     parser.add_argument(
         "--maps", type=Path, action="append", help="a GPU lease's fit to score instead of fitting"
@@ -313,7 +318,7 @@ def main() -> None:
             config = dataclasses.replace(default_config(True, args.fit_steps), seed=seed)
             runs[label] = video_run(model, clip, work / f"fit{seed}", config, **extra)
             folders[label] = f"fit{seed}"
-        if args.cold:  # today's default when no model teaches: 1500 steps from the coarse net
+        if args.cold:  # no model teaches (`video_depth(model=None)`): 1500 steps, coarse net
             runs["fit, cold start"] = video_run(None, clip, work / "cold", **extra)
             folders["fit, cold start"] = "cold"
     print(

@@ -239,7 +239,8 @@ def test_fused_frame_before_the_cut_ignores_the_frames_after_it():
     for t in range(cut):
         assert np.array_equal(before[t], after[t])
         window = levels[max(0, t - radius) : t + 1 + min(radius, cut - 1 - t)]
-        assert np.allclose(before[t], len(window) / (1 / window).sum(), rtol=1e-5)
+        harmonic = len(window) / (1 / window).sum()
+        assert np.allclose(before[t][1:-1, 1:-1], harmonic, rtol=1e-5)  # the edges fade
     assert not np.allclose(before[cut], after[cut]), "the premise: the second shot changed"
 
 
