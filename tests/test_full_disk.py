@@ -262,7 +262,8 @@ def test_checkpoint_still_saves_and_loads(tmp_path):
 
 def test_video_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
     """The first file the fit writes is its frame cache's header (frames.u8.part.json, the
-    cache being made, which a rerun resumes), then the frames, then the checkpoint."""
+    cache being made, which a rerun resumes), then the frames, then the checkpoint. The
+    teacher's maps, begun beside the frames, are removed too: they hold no frame yet."""
     src = tmp_path / "clip.mp4"  # the smallest clip tests/test_video.py runs
     writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 12, (96, 64))
     wide = scene_image(64, 96 + 15, seed=7)

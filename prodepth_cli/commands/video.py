@@ -95,10 +95,9 @@ def video(
         int | None,
         typer.Option(
             min=1,
-            help="Training steps (two frame triplets each; CPU: ~0.7 s a step). Default: 500 "
-            "when a model teaches the fit (--model, or a catalog model installed), 1500 from "
-            "the shipped coarse network alone (video/fit.py's TAUGHT_STEPS, COLD_STEPS). Fit "
-            "only.",
+            help="Training steps (two frame triplets each; CPU: ~0.7 s a step), from the "
+            "model's map of every frame (the best installed, or --model). Default: 500 "
+            "(video/fit.py's TAUGHT_STEPS). Fit only.",
             show_default=False,
         ),
     ] = None,
@@ -174,10 +173,6 @@ def video(
         return
     from prodepth_cli.video.pipeline import AGREEMENT_NOTE, VideoOptions, video_depth  # torch
 
-    # The shipped model teaches the fit worse than the fit learns from its own coarse
-    # network (docs/video.md): it teaches only when asked for by name.
-    teacher = depth_model if model is not None or not depth_model.is_shipped else None
-
     options = VideoOptions(
         steps=steps,
         intrinsics=intrinsics,
@@ -203,7 +198,7 @@ def video(
             on_frames=lambda n: bar.update(frames, total=n, completed=n),
             on_frame=lambda: bar.advance(frames),
             on_step=on_step,
-            model=teacher,
+            model=depth_model,
         )
     if json_out:
         for shot in report.shots:

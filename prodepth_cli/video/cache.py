@@ -172,8 +172,9 @@ class FrameArrayWriter:
 
     def close(self) -> None:
         """Stop writing, keeping the part for a later run to resume (when it has a
-        `part_key`; else it is removed, as by `abort`)."""
-        if self._keys_file is None:
+        `part_key` and a frame; else it is removed, as by `abort`: e.g. the teacher's maps
+        when the disk filled before the first frame was cached)."""
+        if self._keys_file is None or self.count == 0:
             self.abort()
         else:
             self._close_files()

@@ -184,8 +184,9 @@ def video_depth(
 
     `config` overrides the fitting settings (its `steps` wins over `options.steps`).
     `model`: the depth model whose map of every frame starts and guides the fit (the
-    teacher), or None: the fit starts cold from the shipped coarse network, as it did before
-    teachers (on KITTI the shipped model as a teacher fits worse: docs/video.md). The
+    teacher; the command passes the best installed, the shipped model included), or None:
+    the fit starts cold from the shipped coarse network, as it did before teachers (three
+    times the steps, and on KITTI more jitter and less accuracy: docs/video.md). The
     frames at the fitting size and the teacher's maps are cached in `out_dir` (`frames.u8`,
     `teacher.f16`): a rerun reads neither the clip nor the model again.
 
