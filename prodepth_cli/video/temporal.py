@@ -32,7 +32,7 @@ from prodepth_cli.video.geometry import project, sample_view
 AGREEMENT = 4.0
 # A neighbour's weight rises from 0 at the edge of its frame to 1 this fraction of the
 # long side inside it (smoothly: a smoothstep). All or nothing, each neighbour's frame edge
-# was a step in the number of opinions averaged, so a ring in the fused map: 33 nested rings
+# was a step in the number of opinions averaged, so a ring in the fused map: 32 nested rings
 # round the direction of travel on KITTI, which stay put in the frame while the scene flows
 # through them. 0.08 (33 px at 416): jitter 0.0079 / 0.0085 -> 0.0072 / 0.0077 (KITTI, seeds
 # 0 / 1), TAE the same, rank correlation 0.783 / 0.765 -> 0.789 / 0.775; 0.04: 0.0073 /
